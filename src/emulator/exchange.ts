@@ -1,0 +1,107 @@
+/**
+ * One request and its response. Every response body goes through the helpers here, so the
+ * call log counts bytes in one place and later response shaping (latency, bandwidth, a body
+ * cut after N bytes) has one place to hook in.
+ */
+
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { HttpError } from './errors.js';
+
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  /** Route name for the call log; set once the URL has been dispatched. */
+  route: string;
+  /** Parsed argument for the call log. Never contains tokens or secrets. */
+  arg: unknown;
+  bytesSent: number;
+  readonly startedAt: number;
+}
+
+export function createExchange(req: IncomingMessage, res: ServerResponse): Exchange {
+  // The Host header only names the origin, so a fixed base avoids trusting it for parsing.
+  const url = new URL(req.url ?? '/', 'http://emulator.invalid');
+  res.setHeader('X-Dropbox-Request-Id', randomBytes(16).toString('hex'));
+  return { req, res, url, route: url.pathname, arg: null, bytesSent: 0, startedAt: performance.now() };
+}
+
+/** Sends `body` as the whole response. */
+export function sendBody(
+  exchange: Exchange,
+  status: number,
+  contentType: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const { res } = exchange;
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) {
+    res.setHeader(name, value);
+  }
+  if (status !== 204 && status !== 304) {
+    res.setHeader('Content-Type', contentType);
+    res.setHeader('Content-Length', bytes.length);
+    exchange.bytesSent += bytes.length;
+    res.end(bytes);
+    return;
+  }
+  res.end();
+}
+
+/** Sends a JSON success response with exactly `Content-Type: application/json`. */
+export function sendJson(exchange: Exchange, value: unknown, status = 200): void {
+  sendBody(exchange, status, 'application/json', JSON.stringify(value));
+}
+
+/** Sends the response that `error` describes. */
+export function sendError(exchange: Exchange, error: HttpError): void {
+  sendBody(exchange, error.status, error.contentType, error.body, error.headers);
+}
+
+/**
+ * Streams `body` into the response after the caller has set status and headers. Backpressure
+ * comes from `pipeline`, which also destroys `body` when the client goes away, so a file
+ * stream opened with autoClose releases its descriptor on abort.
+ */
+export async function streamBody(exchange: Exchange, body: Readable): Promise<void> {
+  body.on('data', (chunk: Buffer) => {
+    exchange.bytesSent += chunk.length;
+  });
+  try {
+    await pipeline(body, exchange.res);
+  } catch (error) {
+    // Range readers often disconnect mid-body, and a closed socket takes no error response.
+    if (!exchange.res.destroyed) {
+      throw error;
+    }
+  }
+}
+
+/**
+ * Reads the whole request body. Above `maxBytes` it keeps draining, so the connection stays
+ * usable for the error response, and then rejects with a 400.
+ */
+export async function readBody(exchange: Exchange, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of exchange.req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total <= maxBytes) {
+      chunks.push(chunk);
+    }
+  }
+  if (total > maxBytes) {
+    throw new HttpError(400, 'text/plain; charset=utf-8', `Request body exceeds ${maxBytes} bytes.`);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Discards the request body so that a keep-alive connection can carry the next request. */
+export function drainBody(exchange: Exchange): void {
+  exchange.req.resume();
+}

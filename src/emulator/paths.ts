@@ -1,0 +1,118 @@
+/**
+ * Dropbox path arguments. The root is "", every other path starts with "/", and `id:<id>`
+ * (optionally followed by "/relative/path") addresses an entry by id. `ns:<n>[/path]`
+ * addresses a namespace; only the account's root namespace exists here.
+ *
+ * Keys: `path_lower` is the lowercased, NFC-normalized path. A requested path matches an entry
+ * when its lowercased form equals the entry's lowercased name, either as stored or NFC-normalized.
+ * The Maestral client observed that Dropbox fails a lookup in a normalization other than
+ * the stored one. Accepting the stored form and NFC is the closest rule that still finds
+ * every entry by both its `path_lower` and its `path_display`.
+ */
+
+import { badInput, pathLookupError } from './errors.js';
+
+export type PathRef =
+  | { kind: 'path'; components: string[] }
+  | { kind: 'id'; id: string; components: string[] }
+  | { kind: 'rev'; rev: string };
+
+/** Stone patterns as the 400 text quotes them. */
+export const PATH_PATTERNS = {
+  pathROrId: '(/(.|[\\r\\n])*)?|id:.*|(ns:[0-9]+(/.*)?)',
+  readPath: '(/(.|[\\r\\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0-9]+(/.*)?)',
+} as const;
+
+export type PathPattern = keyof typeof PATH_PATTERNS;
+
+// Routes that list the root want "" for it; the others do not accept the root at all.
+const ROOT_SLASH_MESSAGES: Record<PathPattern, string> = {
+  pathROrId: 'Specify the root folder as an empty string rather than as "/".',
+  readPath: 'The root folder is unsupported.',
+};
+
+export interface ParsePathOptions {
+  route: string;
+  pattern: PathPattern;
+  /** Numeric id of the account's root namespace, which `ns:` paths may name. */
+  rootNamespaceId: string;
+}
+
+/**
+ * Parses a path argument. Rejects with 400 when it is "/" or does not match the route's
+ * pattern. Rejects with 409 `path/malformed_path` for empty, "." or ".." components, a
+ * trailing "/" or a trailing space. An unknown namespace is 409 `path/not_found`.
+ */
+export function parsePath(value: string, options: ParsePathOptions): PathRef {
+  const rev = /^rev:([0-9a-f]{9,})$/.exec(value);
+  if (rev && options.pattern === 'readPath') {
+    return { kind: 'rev', rev: rev[1] as string };
+  }
+  if (value.startsWith('id:')) {
+    const slash = value.indexOf('/');
+    const id = slash === -1 ? value : value.slice(0, slash);
+    const rest = slash === -1 ? '' : value.slice(slash);
+    return { kind: 'id', id, components: splitPath(rest) };
+  }
+  const ns = /^ns:([0-9]+)(\/.*)?$/s.exec(value);
+  if (ns) {
+    if (ns[1] !== options.rootNamespaceId) {
+      throw pathLookupError('not_found');
+    }
+    return { kind: 'path', components: splitPath(ns[2] ?? '') };
+  }
+  if (value === '/') {
+    throw badInput(options.route, `request body: path: ${ROOT_SLASH_MESSAGES[options.pattern]}`);
+  }
+  const rootAllowed = options.pattern === 'pathROrId';
+  if (!value.startsWith('/') && !(rootAllowed && value === '')) {
+    throw badInput(
+      options.route,
+      `request body: path: '${value}' did not match pattern '${PATH_PATTERNS[options.pattern]}'`,
+    );
+  }
+  return { kind: 'path', components: splitPath(value) };
+}
+
+/** Splits "/a/b" into ["a", "b"]; "" is the root and gives []. */
+function splitPath(path: string): string[] {
+  if (path === '') {
+    return [];
+  }
+  const components = path.slice(1).split('/');
+  for (const component of components) {
+    if (!isWellFormedComponent(component)) {
+      throw pathLookupError('malformed_path');
+    }
+  }
+  return components;
+}
+
+function isWellFormedComponent(component: string): boolean {
+  if (component === '' || component === '.' || component === '..') {
+    return false;
+  }
+  if (component.includes('\0')) {
+    return false;
+  }
+  return !/\s$/.test(component);
+}
+
+/** Returns the `path_lower` form of one name: lowercased, then NFC-normalized. */
+export function lowerName(name: string): string {
+  return name.toLowerCase().normalize('NFC');
+}
+
+/** True when the requested component addresses the entry named `name`. */
+export function componentMatches(requested: string, name: string): boolean {
+  const key = requested.toLowerCase();
+  return key === name.toLowerCase() || key === lowerName(name);
+}
+
+/**
+ * True for names that a Dropbox entry can carry. Names with a backslash, or bytes that are
+ * not UTF-8 (decoded by Node as U+FFFD), cannot be stored in Dropbox, so listings skip them.
+ */
+export function isRepresentableName(name: string): boolean {
+  return !name.includes('\\') && !name.includes('\uFFFD');
+}

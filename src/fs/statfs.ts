@@ -1,0 +1,103 @@
+/**
+ * statfs answers from `users/get_space_usage`, cached so that `df` and file managers, which call
+ * it often, do not cost a request each. Once a value is known it is answered at once, and a stale
+ * one is refreshed in the background, so statfs never waits on a slow network.
+ */
+import type { DropboxClient } from '../dropbox/client.js';
+import type { SpaceUsage } from '../dropbox/types.js';
+import type { Logger } from '../log/logger.js';
+import { describeError } from './errno.js';
+
+export interface Statfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+const SPACE_TTL_MS = 60_000;
+const BASE_BLOCK_BYTES = 4096;
+// fuse-native packs statfs fields as uint32, so the block size grows until the block count fits.
+const UINT32_MAX = 0xffffffff;
+// Dropbox limits each path component to 255 characters.
+const NAME_MAX = 255;
+// Dropbox has no inode limit; this reports plenty free without overflowing uint32.
+const FILES_REPORTED = 1_000_000_000;
+
+export class SpaceUsageCache {
+  readonly #client: DropboxClient;
+  readonly #log: Logger;
+  #value: Statfs | undefined;
+  #fetchedAt = 0;
+  #refreshing: Promise<Statfs> | undefined;
+
+  constructor(client: DropboxClient, log: Logger) {
+    this.#client = client;
+    this.#log = log;
+  }
+
+  async statfs(): Promise<Statfs> {
+    if (this.#value === undefined) return this.#refresh();
+    if (Date.now() - this.#fetchedAt > SPACE_TTL_MS) {
+      this.#refresh().catch((err) => {
+        this.#log.warn({ err: describeError(err) }, 'space usage refresh failed');
+      });
+    }
+    return this.#value;
+  }
+
+  #refresh(): Promise<Statfs> {
+    this.#refreshing ??= this.#client
+      .rpc<SpaceUsage>('users/get_space_usage')
+      .then((usage) => {
+        this.#value = toStatfs(usage);
+        this.#fetchedAt = Date.now();
+        return this.#value;
+      })
+      .finally(() => {
+        this.#refreshing = undefined;
+      });
+    return this.#refreshing;
+  }
+}
+
+/** Converts a space usage result; usage above the quota reports zero free, never a negative. */
+export function toStatfs(usage: SpaceUsage): Statfs {
+  const { allocated, used } = allocation(usage);
+  let blockBytes = BASE_BLOCK_BYTES;
+  while (Math.ceil(Math.max(allocated, used) / blockBytes) > UINT32_MAX) blockBytes *= 2;
+  const blocks = Math.ceil(allocated / blockBytes);
+  const free = Math.max(0, Math.floor((allocated - used) / blockBytes));
+  return {
+    bsize: blockBytes,
+    frsize: blockBytes,
+    blocks,
+    bfree: free,
+    bavail: free,
+    files: FILES_REPORTED,
+    ffree: FILES_REPORTED,
+    favail: FILES_REPORTED,
+    fsid: 0,
+    flag: 0,
+    namemax: NAME_MAX,
+  };
+}
+
+function allocation(usage: SpaceUsage): { allocated: number; used: number } {
+  const { allocation: alloc } = usage;
+  if (alloc['.tag'] === 'individual') return { allocated: alloc.allocated, used: usage.used };
+  if (alloc['.tag'] === 'team') {
+    // A member limit, when set, is what this user can fill; otherwise the team's pool counts.
+    const limit = alloc.user_within_team_space_allocated;
+    if (limit > 0) return { allocated: limit, used: usage.used };
+    return { allocated: alloc.allocated, used: alloc.used };
+  }
+  return { allocated: usage.used, used: usage.used };
+}

@@ -1,0 +1,70 @@
+/**
+ * Runs one FUSE op and answers the kernel exactly once, with an integer. fuse-native leaves a
+ * request unanswered (and the caller in uninterruptible sleep) when a callback gets anything but
+ * a number, and never answers at all if the handler throws; so every handler runs through
+ * `runOp`, which turns throws and rejections into a negative errno and answers EIO when the op
+ * outlives its deadline.
+ */
+import type { Logger } from '../log/logger.js';
+import { Errno, toErrno } from '../fs/errno.js';
+
+/** The callback arguments: a result (0, a count, or a negative errno) and the op's values. */
+export type Reply = [number, ...unknown[]];
+
+/**
+ * The outcome of a handler: the reply, or a function that makes it, called only if the op is
+ * still unanswered (read uses this to fill the kernel's buffer, which is gone after an answer).
+ */
+export type Outcome = Reply | (() => Reply);
+
+export interface OpContext {
+  log: Logger;
+  /** Milliseconds an op may take before it is answered with EIO. */
+  deadlineMs: number;
+}
+
+export function runOp(
+  context: OpContext,
+  op: string,
+  path: string,
+  callback: (...args: unknown[]) => void,
+  handler: () => Promise<Outcome>,
+): void {
+  const { log, deadlineMs } = context;
+  const started = performance.now();
+  let answered = false;
+
+  const answer = (outcome: Outcome) => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
+    let reply: Reply;
+    try {
+      reply = typeof outcome === 'function' ? outcome() : outcome;
+    } catch (err) {
+      reply = [toErrno(err, log, op, path)];
+    }
+    const result = Number.isInteger(reply[0]) ? reply[0] : -Errno.EIO;
+    if (log.isLevelEnabled('debug')) {
+      log.debug({ op, path, result, ms: Math.round(performance.now() - started) }, 'fuse');
+    }
+    try {
+      callback(result, ...reply.slice(1));
+    } catch (err) {
+      log.error({ op, path, err: String(err) }, 'fuse callback failed');
+    }
+  };
+
+  const timer = setTimeout(() => {
+    log.warn({ op, path, deadlineMs }, 'op timed out, answering EIO');
+    answer([-Errno.EIO]);
+  }, deadlineMs);
+
+  let pending: Promise<Outcome>;
+  try {
+    pending = handler();
+  } catch (err) {
+    pending = Promise.reject(err);
+  }
+  pending.then(answer, (err: unknown) => answer([toErrno(err, log, op, path)]));
+}

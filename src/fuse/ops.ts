@@ -1,0 +1,70 @@
+/**
+ * The fuse-native op table: one small wrapper per op that passes the call to DropboxFilesystem
+ * and answers through runOp. Write ops answer EROFS, because this mount is read-only.
+ */
+import type { DropboxFilesystem } from '../fs/filesystem.js';
+import { Errno } from '../fs/errno.js';
+import { runOp, type OpContext } from './op-runner.js';
+
+type Callback = (...args: unknown[]) => void;
+type Op = (...args: never[]) => void;
+
+const WRITE_OPS = [
+  'create',
+  'write',
+  'truncate',
+  'ftruncate',
+  'unlink',
+  'mkdir',
+  'rmdir',
+  'rename',
+  'link',
+  'symlink',
+  'mknod',
+  'chmod',
+  'chown',
+  'utimens',
+  'setxattr',
+  'removexattr',
+] as const;
+
+export function createOps(fs: DropboxFilesystem, context: OpContext): Record<string, Op> {
+  const ops: Record<string, Op> = {
+    getattr: (path: string, cb: Callback) =>
+      runOp(context, 'getattr', path, cb, async () => [0, await fs.getattr(path)]),
+
+    readdir: (path: string, cb: Callback) =>
+      runOp(context, 'readdir', path, cb, async () => {
+        const { names, stats } = await fs.readdir(path);
+        return [0, names, stats];
+      }),
+
+    open: (path: string, flags: number, cb: Callback) =>
+      runOp(context, 'open', path, cb, async () => [0, await fs.open(path, flags)]),
+
+    read: (path: string, fh: number, buf: Buffer, length: number, position: number, cb: Callback) =>
+      runOp(context, 'read', path, cb, async () => {
+        const data = await fs.read(fh, position, length);
+        // The kernel's buffer is only valid until the op is answered, so the copy happens in
+        // the answer step, which runOp skips when the deadline already answered.
+        return () => [data.copy(buf, 0, 0, Math.min(data.length, length))];
+      }),
+
+    release: (path: string, fh: number, cb: Callback) =>
+      runOp(context, 'release', path, cb, async () => {
+        await fs.release(fh);
+        return [0];
+      }),
+
+    statfs: (path: string, cb: Callback) =>
+      runOp(context, 'statfs', path, cb, async () => [0, await fs.statfs()]),
+  };
+  for (const name of WRITE_OPS) {
+    ops[name] = (...args: unknown[]) => {
+      const path = typeof args[0] === 'string' ? args[0] : '';
+      const cb = args[args.length - 1] as Callback;
+      runOp(context, name, path, cb, async () => [-Errno.EROFS]);
+    };
+  }
+  return ops;
+}

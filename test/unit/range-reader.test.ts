@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Readable } from 'node:stream';
+import { RangeReader } from '../../src/read/range-reader.js';
+import type { ByteRange, DropboxClient } from '../../src/dropbox/client.js';
+import { silentLogger } from '../../src/log/logger.js';
+
+interface FakeOptions {
+  chunkBytes: number;
+  /** Cut the body of the first `cuts` downloads after this many bytes. */
+  cutAfterBytes?: number;
+  cuts?: number;
+}
+
+function fakeClient(content: Buffer, options: FakeOptions) {
+  const ranges: ByteRange[] = [];
+  let cutsLeft = options.cuts ?? 0;
+  const client = {
+    async download(_path: string, range: ByteRange) {
+      ranges.push(range);
+      const { start, end } = range;
+      if (start >= content.length || end >= content.length) throw new Error(`range past end: ${start}-${end}`);
+      let body = content.subarray(start, end + 1);
+      const cut = cutsLeft > 0 && options.cutAfterBytes !== undefined;
+      if (cut) {
+        cutsLeft--;
+        body = body.subarray(0, options.cutAfterBytes);
+      }
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < body.length; i += options.chunkBytes) chunks.push(body.subarray(i, i + options.chunkBytes));
+      return {
+        metadata: { size: content.length },
+        offset: start,
+        length: end - start + 1,
+        body: Readable.from(chunks, { objectMode: false }),
+      };
+    },
+  };
+  return { client: client as unknown as DropboxClient, ranges };
+}
+
+function makeContent(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+const KIB = 1024;
+
+describe('RangeReader', () => {
+  it('reads a file start to end with one request', async () => {
+    const content = makeContent(5 * 1024 * KIB + 17, 1);
+    const { client, ranges } = fakeClient(content, { chunkBytes: 64 * KIB });
+    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const parts: Buffer[] = [];
+    for (let pos = 0; pos < content.length; pos += 128 * KIB) parts.push(await reader.read(pos, 128 * KIB));
+    expect(Buffer.concat(parts).equals(content)).toBe(true);
+    expect(ranges).toEqual([{ start: 0, end: content.length - 1 }]);
+  });
+
+  it('serves reordered read-ahead without a new request', async () => {
+    const content = makeContent(2 * 1024 * KIB, 2);
+    const { client, ranges } = fakeClient(content, { chunkBytes: 32 * KIB });
+    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const order = [0, 2, 1, 3, 5, 4, 7, 6, 8, 10, 9, 11, 12, 15, 14, 13];
+    const results = await Promise.all(order.map((block) => reader.read(block * 128 * KIB, 128 * KIB)));
+    order.forEach((block, i) => {
+      expect(results[i]?.equals(content.subarray(block * 128 * KIB, (block + 1) * 128 * KIB))).toBe(true);
+    });
+    expect(ranges).toHaveLength(1);
+  });
+
+  it('opens one stream when read-ahead overtakes the first read', async () => {
+    const content = makeContent(2 * 1024 * KIB, 7);
+    const { client, ranges } = fakeClient(content, { chunkBytes: 32 * KIB });
+    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const order = [1, 0, 3, 2, 4, 5];
+    for (const block of order) {
+      const data = await reader.read(block * 128 * KIB, 128 * KIB);
+      expect(data.equals(content.subarray(block * 128 * KIB, (block + 1) * 128 * KIB))).toBe(true);
+    }
+    expect(ranges).toEqual([{ start: 0, end: content.length - 1 }]);
+  });
+
+  it('fetches a small window for a random read', async () => {
+    const content = makeContent(8 * 1024 * KIB, 3);
+    const { client, ranges } = fakeClient(content, { chunkBytes: 16 * KIB });
+    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    await reader.read(0, 4 * KIB);
+    const data = await reader.read(5 * 1024 * KIB, 4 * KIB);
+    expect(data.equals(content.subarray(5 * 1024 * KIB, 5 * 1024 * KIB + 4 * KIB))).toBe(true);
+    expect(ranges[1]).toEqual({ start: 5 * 1024 * KIB, end: 5 * 1024 * KIB + 128 * KIB - 1 });
+  });
+
+  it('resumes a cut body at the right offset', async () => {
+    const content = makeContent(1024 * KIB, 4);
+    const { client, ranges } = fakeClient(content, { chunkBytes: 10_000, cutAfterBytes: 300_000, cuts: 2 });
+    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const parts: Buffer[] = [];
+    for (let pos = 0; pos < content.length; pos += 128 * KIB) parts.push(await reader.read(pos, 128 * KIB));
+    expect(Buffer.concat(parts).equals(content)).toBe(true);
+    expect(ranges.map((range) => range.start)).toEqual([0, 300_000, 600_000]);
+  });
+
+  it('returns short reads at the end and empty past it', async () => {
+    const content = makeContent(1000, 5);
+    const { client } = fakeClient(content, { chunkBytes: 100 });
+    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    expect((await reader.read(900, 4096)).equals(content.subarray(900))).toBe(true);
+    expect((await reader.read(1000, 4096)).length).toBe(0);
+    expect((await reader.read(5000, 4096)).length).toBe(0);
+  });
+
+  it('matches a model on random read sequences', async () => {
+    const size = 3 * 1024 * KIB + 123;
+    const content = makeContent(size, 6);
+    const read = fc.record({
+      position: fc.integer({ min: 0, max: size + 1000 }),
+      length: fc.integer({ min: 1, max: 256 * KIB }),
+    });
+    const sequentialRun = fc
+      .record({ start: fc.integer({ min: 0, max: size }), count: fc.integer({ min: 1, max: 12 }) })
+      .map(({ start, count }) =>
+        Array.from({ length: count }, (_, i) => ({ position: start + i * 128 * KIB, length: 128 * KIB })),
+      );
+    const sequence = fc.array(fc.oneof(read.map((r) => [r]), sequentialRun), { minLength: 1, maxLength: 20 });
+    await fc.assert(
+      fc.asyncProperty(sequence, fc.integer({ min: 4096, max: 200_000 }), async (groups, chunkBytes) => {
+        const { client, ranges } = fakeClient(content, { chunkBytes });
+        const reader = new RangeReader({ client, path: '/f', size, log: silentLogger() });
+        const reads = groups.flat();
+        const results = await Promise.all(reads.map((r) => reader.read(r.position, r.length)));
+        reads.forEach((r, i) => {
+          const expected = content.subarray(Math.min(r.position, size), Math.min(r.position + r.length, size));
+          expect(results[i]?.equals(expected)).toBe(true);
+        });
+        for (const range of ranges) expect(range.end).toBeLessThan(size);
+        reader.close();
+      }),
+      { seed: 20261204, numRuns: 60 },
+    );
+  });
+});
