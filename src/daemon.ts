@@ -23,6 +23,7 @@ export interface DaemonOptions {
   opDeadlineMs: number;
   fileMode: number;
   dirMode: number;
+  memoryBudgetBytes: number;
 }
 
 export interface Daemon {
@@ -53,6 +54,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       dirMode: options.dirMode,
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
+      memoryBudgetBytes: options.memoryBudgetBytes,
     });
     const mounted: Mounted = await mount({
       mountpoint: options.mountpoint,

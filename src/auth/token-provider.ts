@@ -126,8 +126,8 @@ function tokenError(status: number, text: string): AuthError {
   if (tag === 'invalid_grant') {
     return new AuthError(
       tag,
-      'Dropbox rejected the refresh token (invalid_grant): it was revoked or is wrong; ' +
-        'run `dropbox-mount login` again and update refreshToken in the config',
+      'Dropbox rejected the refresh token (invalid_grant): it was revoked or is wrong; get a new ' +
+        'one as the README section "Using a real Dropbox account" shows, and set refreshToken in the config',
     );
   }
   if (tag === 'invalid_client') {

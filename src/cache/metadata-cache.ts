@@ -188,7 +188,9 @@ export class MetadataCache {
       id: metadata.id,
       rev: metadata.rev,
       size: metadata.size,
-      mtimeMs: Date.parse(metadata.client_modified),
+      // fuse-native packs times as unsigned milliseconds, so a date before 1970 would wrap
+      // into the far future; it shows as the epoch instead.
+      mtimeMs: Math.max(0, Date.parse(metadata.client_modified) || 0),
       contentHash: metadata.content_hash,
     };
   }

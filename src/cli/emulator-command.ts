@@ -8,6 +8,8 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { startEmulator, writeDaemonConfig, type EmulatorOptions } from '../emulator/index.js';
+import { FAULT_RULE_SYNTAX, parseFaultRule, type FaultRule } from '../emulator/faults.js';
+import { checkLatencyMs, parseBandwidth } from '../emulator/shaping.js';
 import { UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 
@@ -21,6 +23,13 @@ export interface EmulatorArgs {
   tokenTtl?: number;
   writeConfig?: string;
   root: string;
+  fault?: string[];
+  state?: string;
+  quota?: number;
+  scanIntervalMs?: number;
+  linkTtl?: number;
+  latencyMs?: number;
+  bandwidth?: string;
 }
 
 export const emulatorCommand: CommandModule<object, EmulatorArgs> = {
@@ -67,6 +76,42 @@ function withEmulatorOptions(yargs: Argv<object>) {
       type: 'string',
       default: '',
       describe: 'Dropbox folder the written config mounts: "" for the whole account, or /Path',
+    })
+    .option('state', {
+      type: 'string',
+      describe:
+        'Folder for the catalog of ids and revs, earlier revisions and temporary files ' +
+        '[default: a folder per data folder under $XDG_STATE_HOME or the OS temp folder]',
+    })
+    .option('quota', {
+      type: 'number',
+      describe: 'Account space in bytes, reported by users/get_space_usage and enforced on writes [default: 2 TiB]',
+    })
+    .option('scan-interval-ms', {
+      type: 'number',
+      describe: 'Milliseconds between full scans of the data folder for outside changes; 0 for none [default: 2000]',
+    })
+    .option('link-ttl', {
+      type: 'number',
+      describe: 'Lifetime of files/get_temporary_link links, in seconds [default: 14400]',
+    })
+    .option('fault', {
+      type: 'string',
+      array: true,
+      describe:
+        `Fault rule in force from the start; repeat for more. Form: ${FAULT_RULE_SYNTAX}. ` +
+        'Without times=N a rule applies until cleared through DELETE /_emulator/faults. ' +
+        "Example: --fault 'files/download:cut-after=1048576,times=1'",
+    })
+    .option('latency-ms', {
+      type: 'number',
+      describe: 'Added round-trip time per request, in milliseconds, before the response headers [default: 0]',
+    })
+    .option('bandwidth', {
+      type: 'string',
+      describe:
+        'Cap on all request and response body bytes together, in bytes per second, with an ' +
+        'optional 1024-based K, M or G suffix, e.g. 4M; 0 for no limit [default: 0]',
     });
 }
 
@@ -116,11 +161,57 @@ async function emulatorOptionsFrom(args: EmulatorArgs): Promise<EmulatorOptions>
     dataDir,
     host: args.host,
     port: args.port,
+    ...shapingOptionsFrom(args),
+    ...(args.fault === undefined ? {} : { faults: args.fault.map(faultRuleFrom) }),
+    ...stateOptionsFrom(args),
     ...(args.appKey === undefined ? {} : { appKey: args.appKey }),
     ...(args.appSecret === undefined ? {} : { appSecret: args.appSecret }),
     ...(args.refreshToken === undefined ? {} : { refreshToken: args.refreshToken }),
     ...(ttl === undefined ? {} : { accessTokenTtlSeconds: ttl }),
   };
+}
+
+function stateOptionsFrom(args: EmulatorArgs): Partial<EmulatorOptions> {
+  const whole = (value: number | undefined, option: string, min: number): number | undefined => {
+    if (value !== undefined && (!Number.isInteger(value) || value < min)) {
+      throw new UsageError(`option --${option} value "${value}" must be a whole number of at least ${min}`);
+    }
+    return value;
+  };
+  const quota = whole(args.quota, 'quota', 0);
+  const scanIntervalMs = whole(args.scanIntervalMs, 'scan-interval-ms', 0);
+  const linkTtl = whole(args.linkTtl, 'link-ttl', 1);
+  return {
+    ...(args.state === undefined ? {} : { stateDir: resolve(args.state) }),
+    ...(quota === undefined ? {} : { quotaBytes: quota }),
+    ...(scanIntervalMs === undefined ? {} : { scanIntervalMs }),
+    ...(linkTtl === undefined ? {} : { temporaryLinkTtlSeconds: linkTtl }),
+  };
+}
+
+function shapingOptionsFrom(args: EmulatorArgs): Pick<EmulatorOptions, 'latencyMs' | 'bandwidthBytesPerSecond'> {
+  const options: Pick<EmulatorOptions, 'latencyMs' | 'bandwidthBytesPerSecond'> = {};
+  try {
+    if (args.latencyMs !== undefined) {
+      options.latencyMs = checkLatencyMs(args.latencyMs, 'option --latency-ms');
+    }
+    if (args.bandwidth !== undefined) {
+      options.bandwidthBytesPerSecond = parseBandwidth(args.bandwidth);
+    }
+  } catch (error) {
+    const message = (error as Error).message;
+    // parseBandwidth does not know the option's name, so it is added here.
+    throw new UsageError(message.startsWith('option') ? message : `option --bandwidth ${message}`, { cause: error });
+  }
+  return options;
+}
+
+function faultRuleFrom(text: string): FaultRule {
+  try {
+    return parseFaultRule(text);
+  } catch (error) {
+    throw new UsageError(`option --fault value "${text}" is invalid: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 async function checkDataFolder(optionValue: string, dataDir: string): Promise<void> {

@@ -19,6 +19,7 @@ interface MountArgs {
   dirCacheTime: number;
   attrTimeout: number;
   cacheEntries: number;
+  memoryLimit: number;
   fileMode: string;
   dirMode: string;
   logLevel: LogLevel;
@@ -69,6 +70,11 @@ function withMountOptions(yargs: Argv<object>) {
       default: 200_000,
       describe: 'Maximum number of metadata entries kept in memory',
     })
+    .option('memory-limit', {
+      type: 'number',
+      default: 128,
+      describe: 'MiB of memory for kept and cached read bytes, shared by all open files',
+    })
     .option('file-mode', { type: 'string', default: '0444', describe: 'Permission bits of files (octal)' })
     .option('dir-mode', { type: 'string', default: '0555', describe: 'Permission bits of folders (octal)' })
     .option('log-level', {
@@ -89,11 +95,12 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     config,
     mountpoint,
     log,
-    requestTimeoutMs: positiveSeconds(args.requestTimeout, 'request-timeout') * 1000,
-    opDeadlineMs: positiveSeconds(args.opTimeout, 'op-timeout') * 1000,
-    dirCacheTtlMs: positiveSeconds(args.dirCacheTime, 'dir-cache-time') * 1000,
-    attrTimeoutSeconds: Math.max(1, Math.round(positiveSeconds(args.attrTimeout, 'attr-timeout'))),
-    maxCacheEntries: Math.max(1000, Math.floor(args.cacheEntries)),
+    requestTimeoutMs: secondsToMs(args.requestTimeout, 'request-timeout'),
+    opDeadlineMs: secondsToMs(args.opTimeout, 'op-timeout'),
+    dirCacheTtlMs: secondsToMs(args.dirCacheTime, 'dir-cache-time'),
+    attrTimeoutSeconds: Math.max(1, Math.round(secondsToMs(args.attrTimeout, 'attr-timeout') / 1000)),
+    maxCacheEntries: wholeNumber(args.cacheEntries, 'cache-entries', 1000, 100_000_000),
+    memoryBudgetBytes: wholeNumber(args.memoryLimit, 'memory-limit', 8, 1_048_576) * 1024 * 1024,
     fileMode: parseMode(args.fileMode, 'file-mode'),
     dirMode: parseMode(args.dirMode, 'dir-mode'),
   });
@@ -146,9 +153,21 @@ function waitForSignal(daemon: Daemon, log: Logger): Promise<void> {
   });
 }
 
-function positiveSeconds(value: number, option: string): number {
+// Node timers and lru-cache TTLs take whole milliseconds up to 2^31 - 1 (about 24.8 days), and
+// a larger timer would fire at once; so larger values are capped, which is what someone who
+// writes a huge value means.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function secondsToMs(value: number, option: string): number {
   if (!Number.isFinite(value) || value <= 0) {
     throw new UsageError(`option --${option} value "${value}" must be a positive number of seconds`);
+  }
+  return Math.min(MAX_TIMER_MS, Math.ceil(value * 1000));
+}
+
+function wholeNumber(value: number, option: string, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new UsageError(`option --${option} value "${value}" must be a whole number from ${min} to ${max}`);
   }
   return value;
 }

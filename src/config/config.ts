@@ -90,7 +90,7 @@ export function parseConfig(raw: unknown, file: string): Config {
     fields,
     'refreshToken',
     file,
-    'a refresh token from `dropbox-mount login`',
+    'an offline refresh token (see the README section "Using a real Dropbox account")',
   );
   const appSecret = optionalString(fields, 'appSecret', file);
   return {

@@ -50,11 +50,13 @@ interface Attempt {
   route: string;
   headers: Record<string, string>;
   body?: string;
+  dispatcher?: Dispatcher;
 }
 
 export class DropboxClient {
   readonly #options: ClientOptions;
-  readonly #dispatcher: Dispatcher;
+  readonly #dispatcher: Agent;
+  readonly #downloads: Agent;
   readonly #retry: RetryPolicy;
   readonly tokens: TokenProvider;
   /** Requests sent, by route, for `status` and tests. */
@@ -63,14 +65,17 @@ export class DropboxClient {
   constructor(options: ClientOptions) {
     this.#options = options;
     this.#retry = options.retry ?? DEFAULT_RETRY_POLICY;
-    // One Agent keeps a pool of keep-alive connections per origin, so API, content and notify
-    // hosts each reuse their sockets. Idle sockets close before a typical server timeout.
-    this.#dispatcher = new Agent({
+    // An Agent keeps a pool of keep-alive connections per origin. Downloads get an Agent of
+    // their own with no connection limit, because each open file may hold a streaming response
+    // for as long as it is open: in a shared, bounded pool, files held open by one program would
+    // queue every metadata call and every other download behind them.
+    const agentOptions = {
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 120_000,
       connectTimeout: options.timeoutMs,
-      connections: 64,
-    });
+    };
+    this.#dispatcher = new Agent({ ...agentOptions, connections: 32 });
+    this.#downloads = new Agent(agentOptions);
     const { config } = options;
     this.tokens = new TokenProvider({
       tokenUrl: `${config.apiUrl}/oauth2/token`,
@@ -116,6 +121,7 @@ export class DropboxClient {
       url: `${this.#options.config.contentUrl}/2/${route}`,
       route,
       headers,
+      dispatcher: this.#downloads,
     });
     const result = response.headers['dropbox-api-result'];
     if (typeof result !== 'string') {
@@ -128,8 +134,9 @@ export class DropboxClient {
     return { metadata, offset, length, body: response.body };
   }
 
+  /** Ends every connection at once, aborting requests in flight, so shutdown never waits. */
   async close(): Promise<void> {
-    await this.#dispatcher.close();
+    await Promise.all([this.#dispatcher.destroy(), this.#downloads.destroy()]);
   }
 
   async #send(attempt: Attempt): Promise<Dispatcher.ResponseData> {
@@ -161,7 +168,7 @@ export class DropboxClient {
     try {
       const response = await request(attempt.url, {
         method: 'POST',
-        dispatcher: this.#dispatcher,
+        dispatcher: attempt.dispatcher ?? this.#dispatcher,
         headers: { ...attempt.headers, authorization: `Bearer ${token}` },
         body: attempt.body,
         headersTimeout: this.#options.timeoutMs,

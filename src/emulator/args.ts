@@ -5,7 +5,8 @@
 
 import { badInput } from './errors.js';
 
-export type FieldType = 'string' | 'boolean' | 'uint32' | 'uint64' | 'struct';
+/** `union`: a tag string or an object with `.tag`, decoded by the route; `list`: any array. */
+export type FieldType = 'string' | 'boolean' | 'uint32' | 'uint64' | 'struct' | 'union' | 'list';
 
 export interface FieldSpec {
   type: FieldType;
@@ -77,6 +78,12 @@ function checkField(field: FieldSpec, value: unknown): string | null {
       return typeof value === 'object' && value !== null && !Array.isArray(value)
         ? null
         : `expected object, got ${jsonTypeName(value)}`;
+    case 'union':
+      return typeof value === 'string' || (typeof value === 'object' && value !== null && !Array.isArray(value))
+        ? null
+        : `expected object, got ${jsonTypeName(value)}`;
+    case 'list':
+      return Array.isArray(value) ? null : `expected list, got ${jsonTypeName(value)}`;
     case 'uint32':
     case 'uint64':
       return checkInteger(field, value);

@@ -1,14 +1,10 @@
 /**
  * The served folder in Dropbox terms. Lookups ignore case. Listings skip what Dropbox cannot
  * represent: symlinks, sockets, FIFOs, devices, and names with a backslash or bytes that are
- * not UTF-8. Entry ids survive renames and restarts.
- *
- * Ids come from the inode number and birth time (see `entryIdOf`), so no index has to live
- * inside or beside the data folder. An `id:` lookup uses an in-memory map from id to path,
- * filled by every lookup and listing, and walks the whole tree once when the map misses.
+ * not UTF-8, and names Dropbox ignores (see `isRepresentableName`). Ids and revs are not
+ * here: the catalog (catalog.ts) stores them.
  */
 
-import { createHash } from 'node:crypto';
 import type { BigIntStats, Dirent } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,22 +24,7 @@ export interface Entry {
   stat: BigIntStats;
 }
 
-/**
- * Returns the Dropbox id of an entry: 16 bytes of SHA-256 over inode and birth time, in
- * base64url, like Dropbox's 22-character ids. Renames keep both values, so the id survives
- * them. Where the filesystem records birth time (ext4, xfs, btrfs, tmpfs), it keeps a
- * recycled inode number from reviving a deleted entry's id. Elsewhere it is 0.
- * NOTE: replacing a file by writing a new one and renaming it over the old one gives a new
- * id, while Dropbox keeps the id when a path is overwritten.
- */
-export function entryIdOf(stat: BigIntStats): string {
-  const digest = createHash('sha256').update(`${stat.ino}:${stat.birthtimeNs}`).digest();
-  return 'id:' + digest.subarray(0, 16).toString('base64url');
-}
-
 export class DataFolder {
-  private readonly pathsById = new Map<string, { diskPath: string; pathDisplay: string }>();
-
   constructor(readonly root: string) {}
 
   /** Returns the root folder entry. Throws the fs error when the data folder is gone. */
@@ -97,31 +78,6 @@ export class DataFolder {
     }
   }
 
-  /** Finds the entry with `id`; walks the whole tree when the id map misses. */
-  async findById(id: string): Promise<Entry | null> {
-    const known = await this.verifyKnownId(id);
-    if (known !== null) {
-      return known;
-    }
-    for await (const _entry of this.walk(await this.rootEntry())) {
-      // The walk refreshes the id map as a side effect of building each entry.
-    }
-    return this.verifyKnownId(id);
-  }
-
-  private async verifyKnownId(id: string): Promise<Entry | null> {
-    const known = this.pathsById.get(id);
-    if (known === undefined) {
-      return null;
-    }
-    const stat = await lstatOrNull(known.diskPath);
-    if (stat === null || entryIdOf(stat) !== id) {
-      this.pathsById.delete(id);
-      return null;
-    }
-    return this.buildEntry(known.diskPath, known.pathDisplay, stat);
-  }
-
   private async child(folder: Entry, component: string): Promise<Entry | null> {
     // Fast path: the request usually carries the name exactly as stored.
     const exact = isRepresentableName(component) ? await this.childNamed(folder, component) : null;
@@ -147,7 +103,6 @@ export class DataFolder {
     }
     const name = pathDisplay.slice(pathDisplay.lastIndexOf('/') + 1);
     const pathLower = pathDisplay.split('/').map(lowerName).join('/');
-    this.pathsById.set(entryIdOf(stat), { diskPath, pathDisplay });
     return { kind, diskPath, pathDisplay, pathLower, name, stat };
   }
 }

@@ -8,8 +8,9 @@ import { decodeJsonArg, validateStruct, validateVoid, type ArgSource } from './a
 import type { EmulatorContext } from './context.js';
 import { badInput, plainError } from './errors.js';
 import { drainBody, readBody, sendJson, type Exchange } from './exchange.js';
+import { applyFault } from './faults-apply.js';
 import { authenticate } from './request-auth.js';
-import type { DownloadRoute, Route, RpcRoute } from './route-table.js';
+import type { DownloadRoute, Route, RpcRoute, UploadRoute } from './route-table.js';
 
 // RPC arguments are small JSON objects; this bounds memory against a runaway client.
 const MAX_RPC_BODY_BYTES = 1024 * 1024;
@@ -29,6 +30,9 @@ const DOWNLOAD_CONTENT_TYPES = [
   'text/plain; charset=dropbox-cors-hack',
 ];
 
+// Upload routes accept these, per the server's own 400 text.
+const UPLOAD_CONTENT_TYPES = ['application/octet-stream', 'text/plain; charset=dropbox-cors-hack'];
+
 /** Serves /2/<name>; throws the HttpError for a rejected request. */
 export async function serveApiRoute(
   context: EmulatorContext,
@@ -42,13 +46,33 @@ export async function serveApiRoute(
     // Dropbox returns 400 in its usual plain-text form for an unknown function, not 404.
     throw badInput(name, `Unknown API function: /2/${name}`);
   }
-  // TODO(faults): consult the fault rule table here, before any route work.
+  if ((await applyFault(context, exchange, name, route.style === 'download')) === 'answered') {
+    return;
+  }
   checkMethod(exchange, route);
   authenticate(context, exchange, route);
   if (route.style === 'rpc') {
     await serveRpc(context, exchange, route);
+  } else if (route.style === 'upload') {
+    await serveUpload(context, exchange, route);
   } else {
     await serveDownload(context, exchange, route);
+  }
+}
+
+async function serveUpload(context: EmulatorContext, exchange: Exchange, route: UploadRoute): Promise<void> {
+  try {
+    checkContentType(route.name, exchange.req.headers['content-type'], UPLOAD_CONTENT_TYPES);
+    const { source, text } = headerOrQueryArg(exchange, route.name);
+    const value = decodeJsonArg(route.name, source, text);
+    const arg = route.arg === 'void'
+      ? validateVoid(route.name, value)
+      : validateStruct(route.name, source, route.arg, value);
+    exchange.arg = arg;
+    sendJson(exchange, await route.handle(context, exchange, arg as never));
+  } finally {
+    // A body left unread (a rejected argument) would stall the keep-alive connection.
+    drainBody(exchange);
   }
 }
 

@@ -2,7 +2,9 @@
  * files/download. The response streams straight from an open file descriptor: the
  * metadata in `Dropbox-API-Result` comes from fstat on that descriptor, so the header and
  * the bytes describe the same file even if the path is replaced meanwhile. The descriptor is
- * closed when the stream ends, fails or the client disconnects.
+ * closed when the stream ends, fails or the client disconnects. A `rev:` path of an earlier
+ * revision streams from the revision store. Paper documents (not downloadable) answer
+ * `unsupported_file`, as Dropbox does; files/export serves them.
  */
 
 import { constants, type BigIntStats } from 'node:fs';
@@ -11,11 +13,11 @@ import { toHeaderSafeJson } from '../dropbox/header-json.js';
 import { parseByteRange } from './byte-range.js';
 import type { EmulatorContext } from './context.js';
 import type { Entry } from './data-folder.js';
-import { pathLookupError, plainError } from './errors.js';
+import { pathLookupError, plainError, routeError } from './errors.js';
 import { streamBody, type Exchange } from './exchange.js';
 import { isSameVersion } from './hash-cache.js';
-import { lookupEntry } from './lookup.js';
-import { fileMetadata, revOf, type FileMetadata } from './metadata.js';
+import { lookupEntry, lookupRevision } from './lookup.js';
+import { fileMetadata, type FileMetadata } from './metadata.js';
 import { parsePath } from './paths.js';
 import type { DownloadRoute } from './route-table.js';
 
@@ -37,6 +39,13 @@ export const downloadRoute: DownloadRoute = {
       pattern: 'readPath',
       rootNamespaceId: context.account.rootNamespaceId,
     });
+    const revision = ref.kind === 'rev' ? lookupRevision(context, ref.rev) : undefined;
+    if (revision !== undefined) {
+      const handle = await openFile(context.state.account.revisions.fileOf(revision.rev));
+      await serveOpenFile(context, exchange, handle, async (stat) =>
+        fileMetadata(revision.pathLower, revision.record, revision.record.contentHash ?? (await context.hashes.hashHandle(handle, stat))));
+      return;
+    }
     const entry = await lookupEntry(context, ref);
     if (entry === null) {
       throw pathLookupError('not_found');
@@ -44,37 +53,53 @@ export const downloadRoute: DownloadRoute = {
     if (entry.kind !== 'file') {
       throw pathLookupError('not_file');
     }
-    const handle = await openFile(entry);
-    let body: { start: number; end: number } | null = null;
-    try {
-      const stat = await handle.stat({ bigint: true });
-      if (arg.rev !== undefined && arg.rev !== revOf(stat)) {
+    const handle = await openFile(entry.diskPath);
+    await serveOpenFile(context, exchange, handle, async (stat) => {
+      const metadata = await metadataOf(context, entry, handle, stat);
+      if (arg.rev !== undefined && arg.rev !== metadata.rev) {
         throw pathLookupError('not_found');
       }
-      const metadata = await metadataOf(context, entry, handle, stat);
-      body = writeHead(exchange, metadata, Number(stat.size));
-    } finally {
-      if (body === null) {
-        await handle.close();
+      if (!metadata.is_downloadable) {
+        throw routeError({ '.tag': 'unsupported_file' });
       }
-    }
-    if (body !== null) {
-      // Reading to `end` and no further keeps the body at the promised length even when the
-      // file grows meanwhile. autoClose closes the descriptor on end, error and destroy.
-      const stream = handle.createReadStream({
-        ...body,
-        highWaterMark: READ_CHUNK_BYTES,
-        autoClose: true,
-      });
-      await streamBody(exchange, stream);
-    }
+      return metadata;
+    });
   },
 };
 
-async function openFile(entry: Entry): Promise<FileHandle> {
+/**
+ * Sends the open file with the metadata `describe` builds from its fstat; closes the
+ * descriptor when the response is complete or `describe` throws.
+ */
+export async function serveOpenFile(
+  _context: EmulatorContext,
+  exchange: Exchange,
+  handle: FileHandle,
+  describe: (stat: BigIntStats) => Promise<FileMetadata>,
+  resultHeader: (metadata: FileMetadata) => unknown = (metadata) => metadata,
+): Promise<void> {
+  let body: { start: number; end: number } | null = null;
+  try {
+    const stat = await handle.stat({ bigint: true });
+    const metadata = await describe(stat);
+    body = writeHead(exchange, metadata, resultHeader(metadata), Number(stat.size));
+  } finally {
+    if (body === null) {
+      await handle.close();
+    }
+  }
+  if (body !== null) {
+    // Reading to `end` and no further keeps the body at the promised length even when the
+    // file grows meanwhile. autoClose closes the descriptor on end, error and destroy.
+    const stream = handle.createReadStream({ ...body, highWaterMark: READ_CHUNK_BYTES, autoClose: true });
+    await streamBody(exchange, stream);
+  }
+}
+
+async function openFile(diskPath: string): Promise<FileHandle> {
   try {
     // O_NOFOLLOW: a symlink swapped in after the lookup must not be followed out of the folder.
-    return await open(entry.diskPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+    return await open(diskPath, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ELOOP') {
@@ -85,8 +110,9 @@ async function openFile(entry: Entry): Promise<FileHandle> {
 }
 
 /**
- * Builds the FileMetadata for the open file. The hash cache reads by path, so when the path
- * now contains another version than the descriptor, the hash comes from the descriptor instead.
+ * Builds the FileMetadata for the open file, reconciling the catalog with its fstat. The hash
+ * cache reads by path, so when the path now contains another version than the descriptor,
+ * the hash comes from the descriptor instead.
  */
 async function metadataOf(
   context: EmulatorContext,
@@ -94,15 +120,16 @@ async function metadataOf(
   handle: FileHandle,
   stat: BigIntStats,
 ): Promise<FileMetadata> {
-  const cached = context.hashes.peek(stat);
+  const record = await context.state.account.recordOf({ ...entry, stat });
+  const cached = record.contentHash ?? context.hashes.peek(stat);
   if (cached !== undefined) {
-    return fileMetadata(entry, stat, cached);
+    return fileMetadata(entry.pathLower, record, cached);
   }
   const version = await context.hashes.hashOf(entry.diskPath, stat);
   if (isSameVersion(version.stat, stat)) {
-    return fileMetadata(entry, stat, version.contentHash);
+    return fileMetadata(entry.pathLower, record, version.contentHash);
   }
-  return fileMetadata(entry, stat, await context.hashes.hashHandle(handle, stat));
+  return fileMetadata(entry.pathLower, record, await context.hashes.hashHandle(handle, stat));
 }
 
 /**
@@ -113,6 +140,7 @@ async function metadataOf(
 function writeHead(
   exchange: Exchange,
   metadata: FileMetadata,
+  result: unknown,
   size: number,
 ): { start: number; end: number } | null {
   const { req, res } = exchange;
@@ -128,7 +156,7 @@ function writeHead(
   }
   const headers: Record<string, string | number> = {
     'Content-Type': 'application/octet-stream',
-    'Dropbox-API-Result': toHeaderSafeJson(metadata),
+    'Dropbox-API-Result': toHeaderSafeJson(result),
     etag,
     'original-content-length': size,
     'Accept-Ranges': 'bytes',

@@ -71,7 +71,9 @@ export function errorSummary(error: ErrorUnion): string {
   while (isUnion(node)) {
     const tag = node['.tag'];
     tags.push(tag);
-    node = node[tag];
+    // A struct member's fields are inlined next to `.tag` (UploadWriteFailed carries its
+    // WriteError in `reason`), so the path continues at the first nested union.
+    node = node[tag] ?? Object.values(node).find(isUnion);
   }
   return tags.join('/') + '/' + '.'.repeat(randomInt(4));
 }

@@ -1,7 +1,7 @@
 /**
  * One request and its response. Every response body goes through the helpers here, so the
- * call log counts bytes in one place and later response shaping (latency, bandwidth, a body
- * cut after N bytes) has one place to hook in.
+ * call log counts bytes in one place, and bandwidth pacing and body faults (a body cut after
+ * N bytes, a file changed mid-download) apply in one place, in shaping-body.ts.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -9,6 +9,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HttpError } from './errors.js';
+import type { Shaping } from './shaping.js';
+import { readShapedBody, writeShapedBody, type BodyFault } from './shaping-body.js';
 
 export interface Exchange {
   readonly req: IncomingMessage;
@@ -20,13 +22,24 @@ export interface Exchange {
   arg: unknown;
   bytesSent: number;
   readonly startedAt: number;
+  /** Latency and bandwidth settings; null when the exchange is never shaped (control calls). */
+  readonly shaping: Shaping | null;
+  /** Fault that acts on the response body of a download, set by the fault rule table. */
+  bodyFault?: BodyFault;
+  /** Fault kind that acted on this call, for the call log, e.g. '429' or 'cut-after'. */
+  fault?: string;
 }
 
-export function createExchange(req: IncomingMessage, res: ServerResponse): Exchange {
+export function createExchange(
+  req: IncomingMessage,
+  res: ServerResponse,
+  shaping: Shaping | null = null,
+): Exchange {
   // The Host header only names the origin, so a fixed base avoids trusting it for parsing.
   const url = new URL(req.url ?? '/', 'http://emulator.invalid');
   res.setHeader('X-Dropbox-Request-Id', randomBytes(16).toString('hex'));
-  return { req, res, url, route: url.pathname, arg: null, bytesSent: 0, startedAt: performance.now() };
+  const startedAt = performance.now();
+  return { req, res, url, route: url.pathname, arg: null, bytesSent: 0, startedAt, shaping };
 }
 
 /** Sends `body` as the whole response. */
@@ -46,6 +59,12 @@ export function sendBody(
   if (status !== 204 && status !== 304) {
     res.setHeader('Content-Type', contentType);
     res.setHeader('Content-Length', bytes.length);
+    const bucket = exchange.shaping?.bucket ?? null;
+    if (bucket !== null && bytes.length > 0) {
+      // Paced JSON and error bodies finish later; the call log records them on 'close'.
+      writeShapedBody(exchange, [bytes], bucket, undefined).catch(() => res.destroy());
+      return;
+    }
     exchange.bytesSent += bytes.length;
     res.end(bytes);
     return;
@@ -69,10 +88,16 @@ export function sendError(exchange: Exchange, error: HttpError): void {
  * stream opened with autoClose releases its descriptor on abort.
  */
 export async function streamBody(exchange: Exchange, body: Readable): Promise<void> {
-  body.on('data', (chunk: Buffer) => {
-    exchange.bytesSent += chunk.length;
-  });
+  const bucket = exchange.shaping?.bucket ?? null;
   try {
+    if (bucket !== null || exchange.bodyFault !== undefined) {
+      // Leaving the for-await loop inside destroys `body`, as pipeline does.
+      await writeShapedBody(exchange, body, bucket, exchange.bodyFault);
+      return;
+    }
+    body.on('data', (chunk: Buffer) => {
+      exchange.bytesSent += chunk.length;
+    });
     await pipeline(body, exchange.res);
   } catch (error) {
     // Range readers often disconnect mid-body, and a closed socket takes no error response.
@@ -89,7 +114,7 @@ export async function streamBody(exchange: Exchange, body: Readable): Promise<vo
 export async function readBody(exchange: Exchange, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of exchange.req as AsyncIterable<Buffer>) {
+  for await (const chunk of requestChunks(exchange)) {
     total += chunk.length;
     if (total <= maxBytes) {
       chunks.push(chunk);
@@ -99,6 +124,16 @@ export async function readBody(exchange: Exchange, maxBytes: number): Promise<Bu
     throw new HttpError(400, 'text/plain; charset=utf-8', `Request body exceeds ${maxBytes} bytes.`);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * Returns the request body as chunks, paced by the bandwidth cap when one is set. Routes that
+ * stream a request body (uploads) read it through here, so uploads count against the cap.
+ */
+export function requestChunks(exchange: Exchange): AsyncIterable<Buffer> {
+  const body = exchange.req as AsyncIterable<Buffer>;
+  const bucket = exchange.shaping?.bucket ?? null;
+  return bucket === null ? body : readShapedBody(body, bucket);
 }
 
 /** Discards the request body so that a keep-alive connection can carry the next request. */

@@ -8,17 +8,29 @@
  * files deleted meanwhile are left out.
  * Snapshots live in memory only: after a restart or eviction, `continue` returns 409
  * `reset`, which Dropbox documents as "call list_folder again".
- * TODO(cursors): the final cursor reports no later changes; it becomes a change-journal
- * position when the journal exists.
+ *
+ * Every cursor also carries a change-journal position and epoch (see journal.ts): the
+ * position from before the listing was read, so `continue` on the final cursor replays
+ * every change since, and a change made while the pages were read is reported again
+ * rather than lost. `pathLower` is the listed folder's key; for an `id:` path `id` is
+ * kept too, so the scope follows the folder when it moves.
  */
 
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Entry } from './data-folder.js';
+import type { DeletedMetadata } from './journal.js';
+
+/** One listed item: an entry on disk, or a remembered deletion (`include_deleted`). */
+export type ListingItem = Entry | DeletedMetadata;
 
 export interface ListingCursor {
-  v: 1;
+  v: 2;
   path: string;
+  pathLower: string;
+  id?: string;
+  epoch: string;
+  position: number;
   recursive: boolean;
   includeDeleted: boolean;
   limit: number;
@@ -35,20 +47,20 @@ const MAX_SNAPSHOT_ENTRIES = 500_000;
 const SNAPSHOT_TTL_MS = 60 * 60 * 1000;
 
 export class ListingSnapshots {
-  private readonly snapshots = new LRUCache<string, Entry[]>({
+  private readonly snapshots = new LRUCache<string, ListingItem[]>({
     maxSize: MAX_SNAPSHOT_ENTRIES,
     sizeCalculation: (entries) => Math.max(1, entries.length),
     ttl: SNAPSHOT_TTL_MS,
   });
 
   /** Stores `entries` and returns the snapshot id. */
-  save(entries: Entry[]): string {
+  save(entries: ListingItem[]): string {
     const id = randomBytes(12).toString('base64url');
     this.snapshots.set(id, entries);
     return id;
   }
 
-  get(id: string): Entry[] | undefined {
+  get(id: string): ListingItem[] | undefined {
     return this.snapshots.get(id);
   }
 }
@@ -75,8 +87,11 @@ function isListingCursor(value: unknown): value is ListingCursor {
   const cursor = value as Partial<ListingCursor>;
   const pageOk = cursor.snapshot === undefined
     || (typeof cursor.snapshot === 'string' && Number.isInteger(cursor.offset));
-  return cursor.v === 1
+  return cursor.v === 2
     && typeof cursor.path === 'string'
+    && typeof cursor.pathLower === 'string'
+    && typeof cursor.epoch === 'string'
+    && Number.isInteger(cursor.position)
     && typeof cursor.recursive === 'boolean'
     && typeof cursor.includeDeleted === 'boolean'
     && Number.isInteger(cursor.limit)

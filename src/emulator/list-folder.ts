@@ -1,12 +1,15 @@
-/** files/list_folder and files/list_folder/continue. */
+/** files/list_folder, files/list_folder/continue and files/list_folder/get_latest_cursor. */
 
+import { lstat } from 'node:fs/promises';
 import type { StructSpec } from './args.js';
 import type { EmulatorContext } from './context.js';
 import type { Entry } from './data-folder.js';
 import { badInput, pathLookupError, routeError } from './errors.js';
-import { decodeCursor, encodeCursor, type ListingCursor } from './list-folder-cursor.js';
+import { deletedMetadata } from './account-state.js';
+import type { ChangeMetadata } from './journal.js';
+import { replayChanges } from './list-folder-changes.js';
+import { decodeCursor, encodeCursor, type ListingCursor, type ListingItem } from './list-folder-cursor.js';
 import { describeEntry, lookupEntry } from './lookup.js';
-import type { TaggedMetadata } from './metadata.js';
 import { parsePath } from './paths.js';
 import type { RpcRoute } from './route-table.js';
 
@@ -23,14 +26,14 @@ interface ListFolderArg {
   limit?: number;
 }
 
-interface ListFolderResult {
-  entries: TaggedMetadata[];
+export interface ListFolderResult {
+  entries: ChangeMetadata[];
   cursor: string;
   has_more: boolean;
 }
 
 // Every ListFolderArg field is accepted, so real clients' arguments validate. Only path,
-// recursive and limit change the result, because the emulator has no deleted entries, media
+// recursive, include_deleted and limit change the result, because the emulator has no media
 // info, sharing or properties.
 const LIST_FOLDER_ARG: StructSpec = {
   path: { type: 'string', required: true },
@@ -52,15 +55,20 @@ export const listFolderRoute: RpcRoute = {
   auth: 'user',
   arg: LIST_FOLDER_ARG,
   async handle(context: EmulatorContext, arg: ListFolderArg): Promise<ListFolderResult> {
-    const cursor: ListingCursor = {
-      v: 1,
-      path: arg.path,
-      recursive: arg.recursive ?? false,
-      includeDeleted: arg.include_deleted ?? false,
-      limit: arg.limit ?? DEFAULT_PAGE_ENTRIES,
-    };
-    const entries = await collectListing(context, cursor);
+    const { folder, cursor } = await startCursor(context, LIST_FOLDER, arg);
+    const entries = await collectListing(context, folder, cursor);
     return pageOf(context, cursor, entries, 0);
+  },
+};
+
+export const getLatestCursorRoute: RpcRoute = {
+  name: 'files/list_folder/get_latest_cursor',
+  style: 'rpc',
+  auth: 'user',
+  arg: LIST_FOLDER_ARG,
+  async handle(context: EmulatorContext, arg: ListFolderArg): Promise<{ cursor: string }> {
+    const { cursor } = await startCursor(context, 'files/list_folder/get_latest_cursor', arg);
+    return { cursor: encodeCursor(cursor) };
   },
 };
 
@@ -71,30 +79,33 @@ export const listFolderContinueRoute: RpcRoute = {
   arg: { cursor: { type: 'string', required: true } },
   async handle(context: EmulatorContext, arg: { cursor: string }): Promise<ListFolderResult> {
     // A cursor this emulator never wrote is a client bug, so it gets a 400 like other bad
-    // input. A well-formed cursor whose snapshot is gone gets 409 `reset`, which clients
-    // handle by listing again.
+    // input. A well-formed cursor whose snapshot or epoch is gone gets 409 `reset`, which
+    // clients handle by listing again.
     const cursor = decodeCursor(arg.cursor);
     if (cursor === null) {
       throw badInput(CONTINUE, `Invalid "cursor" parameter: ${JSON.stringify(arg.cursor)}`);
     }
     if (cursor.snapshot === undefined) {
-      return { entries: [], cursor: arg.cursor, has_more: false };
+      return replayChanges(context, cursor);
     }
     const entries = context.snapshots.get(cursor.snapshot);
-    if (entries === undefined) {
+    if (entries === undefined || cursor.epoch !== context.state.account.journal.epoch) {
       throw routeError({ '.tag': 'reset' });
     }
     return pageOf(context, cursor, entries, cursor.offset ?? 0);
   },
 };
 
-/** Lists the folder the cursor names: its children, or with `recursive` the folder and all below. */
-async function collectListing(context: EmulatorContext, cursor: ListingCursor): Promise<Entry[]> {
-  const ref = parsePath(cursor.path, {
-    route: LIST_FOLDER,
-    pattern: 'pathROrId',
-    rootNamespaceId: context.account.rootNamespaceId,
-  });
+/**
+ * Resolves the folder a ListFolderArg names and builds its cursor at the current journal
+ * position, after journaling the changes the watcher has reported so far.
+ */
+async function startCursor(
+  context: EmulatorContext,
+  route: string,
+  arg: ListFolderArg,
+): Promise<{ folder: Entry; cursor: ListingCursor }> {
+  const ref = parsePath(arg.path, { route, pattern: 'pathROrId', rootNamespaceId: context.account.rootNamespaceId });
   const folder = await lookupEntry(context, ref);
   if (folder === null) {
     throw pathLookupError('not_found');
@@ -102,15 +113,47 @@ async function collectListing(context: EmulatorContext, cursor: ListingCursor): 
   if (folder.kind !== 'folder') {
     throw pathLookupError('not_folder');
   }
+  const { account, watcher } = context.state;
+  await watcher.flush();
+  const id = folder.pathLower === '' ? undefined : (await account.recordOf(folder)).id;
+  const cursor: ListingCursor = {
+    v: 2,
+    path: arg.path,
+    pathLower: folder.pathLower,
+    ...(ref.kind === 'id' && id !== undefined ? { id } : {}),
+    epoch: account.journal.epoch,
+    position: account.journal.position,
+    recursive: arg.recursive ?? false,
+    includeDeleted: arg.include_deleted ?? false,
+    limit: arg.limit ?? DEFAULT_PAGE_ENTRIES,
+  };
+  return { folder, cursor };
+}
+
+/**
+ * Lists the folder: its children, or with `recursive` the folder and all below, then with
+ * `include_deleted` the remembered deletions there.
+ */
+async function collectListing(context: EmulatorContext, folder: Entry, cursor: ListingCursor): Promise<ListingItem[]> {
+  const items: ListingItem[] = [];
   if (!cursor.recursive) {
-    return context.folder.listChildren(folder);
+    items.push(...(await context.folder.listChildren(folder)));
+  } else {
+    // A recursive listing of a folder other than the root starts with the folder itself.
+    if (folder.pathLower !== '') {
+      items.push(folder);
+    }
+    for await (const entry of context.folder.walk(folder)) {
+      items.push(entry);
+    }
   }
-  // A recursive listing of a folder other than the root starts with the folder itself.
-  const entries = folder.pathLower === '' ? [] : [folder];
-  for await (const entry of context.folder.walk(folder)) {
-    entries.push(entry);
+  if (cursor.includeDeleted) {
+    const { catalog } = context.state.account;
+    for (const [pathLower, deleted] of catalog.deletedBelow(folder.pathLower, cursor.recursive)) {
+      items.push(deletedMetadata(pathLower, deleted.pathDisplay));
+    }
   }
-  return entries;
+  return items;
 }
 
 /**
@@ -120,17 +163,28 @@ async function collectListing(context: EmulatorContext, cursor: ListingCursor): 
 async function pageOf(
   context: EmulatorContext,
   cursor: ListingCursor,
-  entries: Entry[],
+  items: ListingItem[],
   offset: number,
 ): Promise<ListFolderResult> {
   const end = offset + cursor.limit;
-  const slice = entries.slice(offset, end);
-  const described = await Promise.all(slice.map((entry) => describeEntry(context, entry)));
-  const page = described.filter((metadata): metadata is TaggedMetadata => metadata !== null);
-  if (end >= entries.length) {
+  const slice = items.slice(offset, end);
+  const described = await Promise.all(slice.map((item) =>
+    '.tag' in item ? item : describeEntry(context, item)));
+  if (offset > 0) {
+    // Later pages come from the snapshot; an entry removed since then is left out.
+    const exists = await Promise.all(slice.map((item) =>
+      '.tag' in item ? true : lstat(item.diskPath).then(() => true, () => false)));
+    exists.forEach((present, index) => {
+      if (!present) {
+        described[index] = null;
+      }
+    });
+  }
+  const page = described.filter((metadata): metadata is ChangeMetadata => metadata !== null);
+  if (end >= items.length) {
     const { snapshot: _snapshot, offset: _offset, ...complete } = cursor;
     return { entries: page, cursor: encodeCursor(complete), has_more: false };
   }
-  const snapshot = cursor.snapshot ?? context.snapshots.save(entries);
+  const snapshot = cursor.snapshot ?? context.snapshots.save(items);
   return { entries: page, cursor: encodeCursor({ ...cursor, snapshot, offset: end }), has_more: true };
 }

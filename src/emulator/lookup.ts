@@ -1,68 +1,67 @@
-/** Path-argument lookups and metadata descriptions shared by the read routes. */
+/** Path-argument lookups and metadata descriptions shared by the routes. */
 
-import type { Entry } from './data-folder.js';
 import type { EmulatorContext } from './context.js';
-import {
-  fileMetadata,
-  folderMetadata,
-  revOf,
-  taggedFile,
-  taggedFolder,
-  type FileMetadata,
-  type TaggedMetadata,
-} from './metadata.js';
+import type { Entry } from './data-folder.js';
+import type { FileMetadata, TaggedMetadata } from './metadata.js';
 import type { PathRef } from './paths.js';
+import type { RevisionRecord } from './revisions.js';
 
-/** Finds the entry `ref` names; null when nothing is there. */
+/**
+ * Finds the entry `ref` names; null when nothing is there. A `rev:` path finds the file only
+ * while that rev is current; `lookupRevision` finds earlier ones.
+ */
 export async function lookupEntry(context: EmulatorContext, ref: PathRef): Promise<Entry | null> {
   const root = await context.folder.rootEntry();
   switch (ref.kind) {
     case 'path':
       return context.folder.resolve(root, ref.components);
     case 'id': {
-      const start = await context.folder.findById(ref.id);
+      const start = await findById(context, root, ref.id);
       return start === null ? null : context.folder.resolve(start, ref.components);
     }
-    case 'rev':
-      return findByRev(context, root, ref.rev);
+    case 'rev': {
+      const pathLower = context.state.account.catalog.findByRev(ref.rev);
+      return pathLower === undefined ? null : resolveRecorded(context, root, pathLower);
+    }
   }
 }
 
-/**
- * Finds the file whose current rev is `rev` by walking the tree.
- * NOTE: only current revisions exist here; Dropbox also serves older ones.
- */
-async function findByRev(context: EmulatorContext, root: Entry, rev: string): Promise<Entry | null> {
-  for await (const entry of context.folder.walk(root)) {
-    if (entry.kind === 'file' && revOf(entry.stat) === rev) {
-      return entry;
-    }
-  }
-  return null;
+/** Returns an earlier revision kept in the revision store, or undefined. */
+export function lookupRevision(context: EmulatorContext, rev: string): RevisionRecord | undefined {
+  return context.state.account.revisions.get(rev);
 }
 
-/**
- * Returns the FileMetadata of a file entry, hashing it when its version is not cached.
- * Returns null when the file disappeared meanwhile.
- */
-export async function describeFile(context: EmulatorContext, entry: Entry): Promise<FileMetadata | null> {
-  try {
-    const version = await context.hashes.hashOf(entry.diskPath, entry.stat);
-    return fileMetadata(entry, version.stat, version.contentHash);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') {
-      return null;
-    }
-    throw error;
+async function findById(context: EmulatorContext, root: Entry, id: string): Promise<Entry | null> {
+  const { catalog } = context.state.account;
+  let pathLower = catalog.pathOfId(id);
+  if (pathLower === undefined) {
+    // The entry may have been renamed on disk moments ago; the watcher's rescan finds it.
+    await context.state.watcher.flush();
+    pathLower = catalog.pathOfId(id);
   }
+  return pathLower === undefined ? null : resolveRecorded(context, root, pathLower);
+}
+
+async function resolveRecorded(context: EmulatorContext, root: Entry, pathLower: string): Promise<Entry | null> {
+  const record = context.state.account.catalog.get(pathLower);
+  if (record === undefined) {
+    return null;
+  }
+  const entry = await context.folder.resolve(root, record.pathDisplay.split('/').slice(1));
+  if (entry === null) {
+    return null;
+  }
+  // The path may now hold another entry; reconciling detects that and journals the change.
+  const current = await context.state.account.recordOf(entry);
+  return current.id === record.id ? entry : null;
+}
+
+/** Returns the FileMetadata of a file entry; null when the file disappeared meanwhile. */
+export function describeFile(context: EmulatorContext, entry: Entry): Promise<FileMetadata | null> {
+  return context.state.account.describeFile(entry);
 }
 
 /** Returns the tagged metadata of an entry; null when a file disappeared meanwhile. */
-export async function describeEntry(context: EmulatorContext, entry: Entry): Promise<TaggedMetadata | null> {
-  if (entry.kind === 'folder') {
-    return taggedFolder(folderMetadata(entry));
-  }
-  const metadata = await describeFile(context, entry);
-  return metadata === null ? null : taggedFile(metadata);
+export function describeEntry(context: EmulatorContext, entry: Entry): Promise<TaggedMetadata | null> {
+  return context.state.account.describe(entry);
 }

@@ -1,17 +1,14 @@
 /**
- * Dropbox metadata built from an entry's stat.
- * - `rev`: 16 lowercase hex digits of SHA-256 over inode, mtime in ns and size, so any write
- *   that moves mtime or size gives a new rev.
- *   NOTE: two writes of the same size within one kernel timestamp tick (a few ms on some
- *   filesystems) keep the rev.
- * - `client_modified` and `server_modified`: the mtime in whole UTC seconds.
- * - `.tag` appears only where the Stone type is polymorphic (list_folder entries,
- *   get_metadata), never on the FileMetadata of the download result header.
+ * Dropbox metadata built from catalog records (see catalog.ts), which hold the id, rev and
+ * times. `.tag` appears only where the Stone type is polymorphic (list_folder entries,
+ * get_metadata, the metadata of delete_v2, move_v2 and copy_v2), never on the FileMetadata
+ * of upload results or the download result header.
+ *
+ * Files named `*.paper` stand for Paper documents, as the Dropbox API lists them: they are
+ * not downloadable, and their bytes on disk are the Markdown that files/export returns.
  */
 
-import { createHash } from 'node:crypto';
-import type { BigIntStats } from 'node:fs';
-import { entryIdOf, type Entry } from './data-folder.js';
+import type { CatalogRecord } from './catalog.js';
 
 export interface FileMetadata {
   name: string;
@@ -23,6 +20,7 @@ export interface FileMetadata {
   rev: string;
   size: number;
   is_downloadable: boolean;
+  export_info?: { export_as: string; export_options: string[] };
   content_hash: string;
 }
 
@@ -37,41 +35,52 @@ export type TaggedMetadata =
   | ({ '.tag': 'file' } & FileMetadata)
   | ({ '.tag': 'folder' } & FolderMetadata);
 
-export function revOf(stat: BigIntStats): string {
-  const digest = createHash('sha256').update(`${stat.ino}:${stat.mtimeNs}:${stat.size}`).digest();
-  return digest.subarray(0, 8).toString('hex');
-}
-
 /** Formats a time in ns as Dropbox's `%Y-%m-%dT%H:%M:%SZ` (UTC, whole seconds). */
 export function dropboxTimestamp(timeNs: bigint): string {
   const seconds = timeNs / 1_000_000_000n - (timeNs < 0n && timeNs % 1_000_000_000n !== 0n ? 1n : 0n);
   return new Date(Number(seconds) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** FileMetadata without `.tag`; `stat` must be the version that `contentHash` belongs to. */
-export function fileMetadata(entry: Entry, stat: BigIntStats, contentHash: string): FileMetadata {
-  const modified = dropboxTimestamp(stat.mtimeNs);
+/** Formats of Paper documents for files/export; the first is `export_as`. */
+export const PAPER_EXPORT_FORMATS = ['markdown', 'html', 'plain_text'];
+
+/** True for a name the emulator serves as a Paper document. */
+export function isPaperName(name: string): boolean {
+  return name.toLowerCase().endsWith('.paper') && name.length > '.paper'.length;
+}
+
+/** FileMetadata without `.tag` for the file recorded at `pathLower`. */
+export function fileMetadata(pathLower: string, record: CatalogRecord, contentHash: string): FileMetadata {
+  const name = nameOf(record.pathDisplay);
+  const paper = isPaperName(name);
   return {
-    name: entry.name,
-    path_lower: entry.pathLower,
-    path_display: entry.pathDisplay,
-    id: entryIdOf(stat),
-    client_modified: modified,
-    server_modified: modified,
-    rev: revOf(stat),
-    size: Number(stat.size),
-    is_downloadable: true,
+    name,
+    path_lower: pathLower,
+    path_display: record.pathDisplay,
+    id: record.id,
+    client_modified: record.clientModified ?? '',
+    server_modified: record.serverModified ?? '',
+    rev: record.rev ?? '',
+    size: record.size ?? 0,
+    is_downloadable: !paper,
+    ...(paper
+      ? { export_info: { export_as: PAPER_EXPORT_FORMATS[0] as string, export_options: PAPER_EXPORT_FORMATS } }
+      : {}),
     content_hash: contentHash,
   };
 }
 
-export function folderMetadata(entry: Entry): FolderMetadata {
+export function folderMetadata(pathLower: string, record: CatalogRecord): FolderMetadata {
   return {
-    name: entry.name,
-    path_lower: entry.pathLower,
-    path_display: entry.pathDisplay,
-    id: entryIdOf(entry.stat),
+    name: nameOf(record.pathDisplay),
+    path_lower: pathLower,
+    path_display: record.pathDisplay,
+    id: record.id,
   };
+}
+
+function nameOf(pathDisplay: string): string {
+  return pathDisplay.slice(pathDisplay.lastIndexOf('/') + 1);
 }
 
 export function taggedFile(metadata: FileMetadata): TaggedMetadata {

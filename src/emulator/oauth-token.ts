@@ -1,12 +1,13 @@
 /**
- * POST /oauth2/token (also served at /1/oauth2/token, which rclone uses). Only
- * grant_type=refresh_token can succeed, because the emulator has no authorization page to
- * issue codes from. Parameters are merged from the query string (the JavaScript SDK's
+ * POST /oauth2/token (also served at /1/oauth2/token, which rclone uses), for
+ * grant_type=refresh_token and grant_type=authorization_code with codes from the emulator's
+ * /oauth2/authorize page (see oauth-authorize.ts), PKCE included. Parameters are merged from the query string (the JavaScript SDK's
  * style), a form body (the Python SDK's) and HTTP Basic credentials (key:secret).
  */
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { EmulatorContext } from './context.js';
+import { s256Challenge } from './oauth-codes.js';
 import { oauthError } from './errors.js';
 import { readBody, sendJson, type Exchange } from './exchange.js';
 
@@ -28,7 +29,8 @@ export async function serveTokenRequest(context: EmulatorContext, exchange: Exch
   }
   checkClient(context, params);
   if (grantType === 'authorization_code') {
-    throw oauthError('invalid_grant', "code doesn't exist or has expired");
+    exchangeCode(context, exchange, params);
+    return;
   }
   if (grantType !== 'refresh_token') {
     throw oauthError('unsupported_grant_type', `unsupported grant_type ${JSON.stringify(grantType)}`);
@@ -45,6 +47,45 @@ export async function serveTokenRequest(context: EmulatorContext, exchange: Exch
     access_token: issued.accessToken,
     token_type: 'bearer',
     expires_in: issued.expiresIn,
+  });
+}
+
+/**
+ * Redeems an authorization code. A code issued with a PKCE challenge needs the matching
+ * code_verifier; one issued without needs the client secret. The refresh token returned is
+ * the one refresh token this emulator accepts.
+ */
+function exchangeCode(context: EmulatorContext, exchange: Exchange, params: URLSearchParams): void {
+  const code = params.get('code');
+  if (code === null) {
+    throw oauthError('invalid_request', 'missing code');
+  }
+  const grant = context.state.codes.redeem(code);
+  if (grant === undefined || grant.clientId !== params.get('client_id')) {
+    throw oauthError('invalid_grant', "code doesn't exist or has expired");
+  }
+  if (grant.redirectUri !== null && params.get('redirect_uri') !== grant.redirectUri) {
+    throw oauthError('invalid_grant', 'redirect_uri mismatch');
+  }
+  const verifier = params.get('code_verifier');
+  if (grant.codeChallenge !== null) {
+    if (verifier === null || !secretEquals(s256Challenge(verifier), grant.codeChallenge)) {
+      throw oauthError('invalid_grant', 'invalid code verifier');
+    }
+  } else if (params.get('client_secret') === null) {
+    throw oauthError('invalid_client', 'client_secret is required for codes issued without code_challenge');
+  }
+  const issued = context.tokens.issue();
+  const { accountId } = context.account;
+  sendJson(exchange, {
+    access_token: issued.accessToken,
+    token_type: 'bearer',
+    expires_in: issued.expiresIn,
+    refresh_token: context.refreshToken,
+    scope: 'account_info.read files.content.read files.content.write files.metadata.read',
+    // Dropbox's legacy uid is a decimal string; the namespace id has that form.
+    uid: context.account.rootNamespaceId,
+    account_id: accountId,
   });
 }
 

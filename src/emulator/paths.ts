@@ -10,7 +10,7 @@
  * every entry by both its `path_lower` and its `path_display`.
  */
 
-import { badInput, pathLookupError } from './errors.js';
+import { badInput, pathLookupError, type HttpError } from './errors.js';
 
 export type PathRef =
   | { kind: 'path'; components: string[] }
@@ -21,6 +21,8 @@ export type PathRef =
 export const PATH_PATTERNS = {
   pathROrId: '(/(.|[\\r\\n])*)?|id:.*|(ns:[0-9]+(/.*)?)',
   readPath: '(/(.|[\\r\\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0-9]+(/.*)?)',
+  writePath: '(/(.|[\\r\\n])*)|(ns:[0-9]+(/.*)?)',
+  writePathOrId: '(/(.|[\\r\\n])*)|(ns:[0-9]+(/.*)?)|(id:.*)',
 } as const;
 
 export type PathPattern = keyof typeof PATH_PATTERNS;
@@ -29,6 +31,8 @@ export type PathPattern = keyof typeof PATH_PATTERNS;
 const ROOT_SLASH_MESSAGES: Record<PathPattern, string> = {
   pathROrId: 'Specify the root folder as an empty string rather than as "/".',
   readPath: 'The root folder is unsupported.',
+  writePath: 'The root folder is unsupported.',
+  writePathOrId: 'The root folder is unsupported.',
 };
 
 export interface ParsePathOptions {
@@ -36,6 +40,8 @@ export interface ParsePathOptions {
   pattern: PathPattern;
   /** Numeric id of the account's root namespace, which `ns:` paths may name. */
   rootNamespaceId: string;
+  /** Builds the route's error for a malformed path; default 409 `path/malformed_path`. */
+  malformed?: () => HttpError;
 }
 
 /**
@@ -48,18 +54,19 @@ export function parsePath(value: string, options: ParsePathOptions): PathRef {
   if (rev && options.pattern === 'readPath') {
     return { kind: 'rev', rev: rev[1] as string };
   }
-  if (value.startsWith('id:')) {
+  const malformed = options.malformed ?? (() => pathLookupError('malformed_path'));
+  if (value.startsWith('id:') && options.pattern !== 'writePath') {
     const slash = value.indexOf('/');
     const id = slash === -1 ? value : value.slice(0, slash);
     const rest = slash === -1 ? '' : value.slice(slash);
-    return { kind: 'id', id, components: splitPath(rest) };
+    return { kind: 'id', id, components: splitPath(rest, malformed) };
   }
   const ns = /^ns:([0-9]+)(\/.*)?$/s.exec(value);
   if (ns) {
     if (ns[1] !== options.rootNamespaceId) {
       throw pathLookupError('not_found');
     }
-    return { kind: 'path', components: splitPath(ns[2] ?? '') };
+    return { kind: 'path', components: splitPath(ns[2] ?? '', malformed) };
   }
   if (value === '/') {
     throw badInput(options.route, `request body: path: ${ROOT_SLASH_MESSAGES[options.pattern]}`);
@@ -71,18 +78,18 @@ export function parsePath(value: string, options: ParsePathOptions): PathRef {
       `request body: path: '${value}' did not match pattern '${PATH_PATTERNS[options.pattern]}'`,
     );
   }
-  return { kind: 'path', components: splitPath(value) };
+  return { kind: 'path', components: splitPath(value, malformed) };
 }
 
 /** Splits "/a/b" into ["a", "b"]; "" is the root and gives []. */
-function splitPath(path: string): string[] {
+function splitPath(path: string, malformed: () => HttpError): string[] {
   if (path === '') {
     return [];
   }
   const components = path.slice(1).split('/');
   for (const component of components) {
     if (!isWellFormedComponent(component)) {
-      throw pathLookupError('malformed_path');
+      throw malformed();
     }
   }
   return components;
@@ -114,5 +121,35 @@ export function componentMatches(requested: string, name: string): boolean {
  * not UTF-8 (decoded by Node as U+FFFD), cannot be stored in Dropbox, so listings skip them.
  */
 export function isRepresentableName(name: string): boolean {
-  return !name.includes('\\') && !name.includes('\uFFFD');
+  return !name.includes('\\') && !name.includes('\uFFFD') && !IGNORED_NAMES.has(name.toLowerCase());
+}
+
+/**
+ * Names Dropbox does not store (rclone's `ignoredFiles`, which follows Dropbox's help
+ * centre), plus `.dropbox.cache`, the desktop client's cache folder, which the emulator uses
+ * for temporary files when its state folder is on another filesystem.
+ */
+const IGNORED_NAMES = new Set(['desktop.ini', 'thumbs.db', '.ds_store', 'icon\r', '.dropbox', '.dropbox.attr', '.dropbox.cache']);
+
+// rclone enforces this per-component limit, citing Dropbox's help centre.
+const MAX_NAME_CHARACTERS = 255;
+
+/**
+ * Returns the WriteError tag for a path a write would create, or null when Dropbox accepts
+ * it: `disallowed_name` for the ignored names above, `malformed_path` for a backslash, a
+ * DEL or other control character, a trailing space or more than 255 characters in a name.
+ * NOTE: the choice of `malformed_path` for the character rules is an emulator choice; the
+ * reference only records that such names fail.
+ */
+export function writeNameProblem(components: readonly string[]): 'malformed_path' | 'disallowed_name' | null {
+  for (const name of components) {
+    if (IGNORED_NAMES.has(name.toLowerCase())) {
+      return 'disallowed_name';
+    }
+    // eslint-disable-next-line no-control-regex
+    if (/[\\\u0000-\u001f\u007f]/.test(name) || name.endsWith(' ') || [...name].length > MAX_NAME_CHARACTERS) {
+      return 'malformed_path';
+    }
+  }
+  return null;
 }

@@ -30,4 +30,11 @@ export interface DownloadRoute extends RouteBase {
   handle(context: EmulatorContext, exchange: Exchange, arg: never): Promise<void>;
 }
 
-export type Route = RpcRoute | DownloadRoute;
+/** Upload route: argument in Dropbox-API-Arg or `arg`, file bytes as the body, JSON result. */
+export interface UploadRoute extends RouteBase {
+  style: 'upload';
+  /** Reads the body itself (see upload-body.ts) and returns the JSON result. */
+  handle(context: EmulatorContext, exchange: Exchange, arg: never): Promise<unknown>;
+}
+
+export type Route = RpcRoute | DownloadRoute | UploadRoute;

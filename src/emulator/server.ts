@@ -6,8 +6,12 @@ import { stat } from 'node:fs/promises';
 import { createContext, type EmulatorContext } from './context.js';
 import { CONTROL_PREFIX, serveControl } from './control.js';
 import { serveApiRoute } from './dispatch.js';
+import { applyFault } from './faults-apply.js';
+import { validateFaultRule } from './faults.js';
 import { HttpError, plainError } from './errors.js';
 import { createExchange, sendError, type Exchange } from './exchange.js';
+import { closeEmulatorState, openEmulatorState } from './emulator-state.js';
+import { AUTHORIZE_PATH, serveAuthorizePage } from './oauth-authorize.js';
 import { serveTokenRequest, TOKEN_ROUTE } from './oauth-token.js';
 import type { Route } from './route-table.js';
 import { createRouteMap } from './routes.js';
@@ -22,7 +26,10 @@ const API_PREFIX = '/2/';
  */
 export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
   await requireFolder(options.dataDir);
-  const context = createContext(options);
+  const context = await createContext(options, (folder, hashes) =>
+    // The watcher's errors (e.g. inotify out of watches) leave the periodic scan working.
+    openEmulatorState(options, folder, hashes, () => undefined),
+  );
   const routes = createRouteMap();
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
@@ -33,7 +40,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     socket.on('close', () => sockets.delete(socket));
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error) => {
+      void closeEmulatorState(context.state).finally(() => reject(error));
+    });
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
@@ -41,6 +50,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  context.state.baseUrl = `http://${host}:${address.port}`;
   return {
     url: `http://${host}:${address.port}`,
     port: address.port,
@@ -49,12 +59,19 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     refreshToken: context.refreshToken,
     calls: () => context.callLog.list(),
     clearCalls: () => context.callLog.clear(),
+    addFault: (rule) => context.faults.add(validateFaultRule(rule)),
+    faults: () => context.faults.list(),
+    clearFaults: () => context.faults.clear(),
+    setShaping: (settings) => context.shaping.update(settings),
+    invalidateCursors: () => context.state.account.journal.invalidate(),
+    rescan: () => context.state.watcher.scanAll(),
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) {
         socket.destroy();
       }
       await closed;
+      await closeEmulatorState(context.state);
     },
   };
 }
@@ -75,18 +92,28 @@ async function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const exchange = createExchange(req, res);
-  const { pathname } = exchange.url;
+  const { pathname } = new URL(req.url ?? '/', 'http://emulator.invalid');
   const isControl = pathname.startsWith(CONTROL_PREFIX);
+  // Control calls are never shaped, so a test can change shaping without waiting on it.
+  const exchange = createExchange(req, res, isControl ? null : context.shaping);
   if (!isControl) {
     res.on('close', () => recordCall(context, exchange));
   }
   try {
+    if (!isControl && context.shaping.latencyMs > 0) {
+      await context.shaping.delay();
+    }
     if (isControl) {
-      serveControl(context, exchange);
+      await serveControl(context, exchange);
     } else if (TOKEN_PATHS.has(pathname)) {
       exchange.route = TOKEN_ROUTE;
+      if ((await applyFault(context, exchange, TOKEN_ROUTE, false)) === 'answered') {
+        return;
+      }
       await serveTokenRequest(context, exchange);
+    } else if (pathname === AUTHORIZE_PATH) {
+      exchange.route = 'oauth2/authorize';
+      serveAuthorizePage(context, exchange);
     } else if (pathname.startsWith(API_PREFIX)) {
       await serveApiRoute(context, exchange, routes, pathname.slice(API_PREFIX.length));
     } else {
@@ -119,8 +146,10 @@ function recordCall(context: EmulatorContext, exchange: Exchange): void {
     route: exchange.route,
     arg: exchange.arg,
     ...(range === undefined ? {} : { range }),
-    status: exchange.res.statusCode,
+    // 0 when no response was sent: a black hole, or a client that left first.
+    status: exchange.res.headersSent ? exchange.res.statusCode : 0,
     bytes: exchange.bytesSent,
     ms: Math.round((performance.now() - exchange.startedAt) * 1000) / 1000,
+    ...(exchange.fault === undefined ? {} : { fault: exchange.fault }),
   });
 }

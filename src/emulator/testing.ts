@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { toHeaderSafeJson } from '../dropbox/header-json.js';
 import { startEmulator } from './server.js';
 import type { Emulator, EmulatorOptions } from './types.js';
 
@@ -26,6 +27,8 @@ export interface TestEmulator {
   accessToken: string;
   /** POSTs `arg` as JSON to /2/<route>; pass `undefined` to send no body and no Content-Type. */
   rpc(route: string, arg: unknown, headers?: Record<string, string>): Promise<HttpReply>;
+  /** POSTs `body` to an upload route with `arg` in Dropbox-API-Arg, as the SDKs do. */
+  upload(route: string, arg: unknown, body: string | Buffer): Promise<HttpReply>;
   /** Sends a raw request to `path` on the emulator. */
   send(path: string, init?: SendInit): Promise<HttpReply>;
   /** Closes the emulator and starts a new one on the same folder with the same credentials. */
@@ -43,6 +46,10 @@ export interface SendInit {
 /** Starts an emulator on a fresh temporary data folder and fetches an access token. */
 export async function startTestEmulator(options: Partial<EmulatorOptions> = {}): Promise<TestEmulator> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'dropbox-mount-emulator-')));
+  // A state folder per test emulator, removed on close, so tests never share ids or revs.
+  const callerStateDir = options.stateDir;
+  const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'dropbox-mount-emulator-state-')));
+  options = { ...options, stateDir };
   let emulator = await startEmulator({ ...options, dataDir });
   const test: TestEmulator = {
     emulator,
@@ -57,6 +64,15 @@ export async function startTestEmulator(options: Partial<EmulatorOptions> = {}):
       const json = { 'Content-Type': 'application/json', ...auth };
       return test.send(`/2/${route}`, { method: 'POST', headers: json, body: JSON.stringify(arg) });
     },
+    upload: (route, arg, body) => test.send(`/2/${route}`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${test.accessToken}`,
+        'Content-Type': 'application/octet-stream',
+        'Dropbox-API-Arg': toHeaderSafeJson(arg),
+      },
+      body,
+    }),
     restart: async () => {
       const { appKey, appSecret, refreshToken } = emulator;
       await emulator.close();
@@ -67,6 +83,9 @@ export async function startTestEmulator(options: Partial<EmulatorOptions> = {}):
       await emulator.close();
       if (options.dataDir === undefined) {
         await rm(dataDir, { recursive: true, force: true });
+      }
+      if (stateDir !== callerStateDir) {
+        await rm(stateDir, { recursive: true, force: true });
       }
     },
   };

@@ -43,12 +43,9 @@ export const getSpaceUsageRoute: RpcRoute = {
   auth: 'user',
   arg: 'void',
   async handle(context: EmulatorContext): Promise<unknown> {
-    let used = 0;
-    for await (const entry of context.folder.walk(await context.folder.rootEntry())) {
-      if (entry.kind === 'file') {
-        used += Number(entry.stat.size);
-      }
-    }
+    // The catalog keeps the sum of file sizes; flushing the watcher counts recent disk changes.
+    await context.state.watcher.flush();
+    const used = context.state.account.catalog.usedBytes;
     return { used, allocation: { '.tag': 'individual', allocated: context.quotaBytes } };
   },
 };

@@ -7,6 +7,8 @@ import type { DropboxClient } from '../dropbox/client.js';
 import type { MetadataCache, Node } from '../cache/metadata-cache.js';
 import { toDropboxPath } from '../cache/paths.js';
 import { RangeReader } from '../read/range-reader.js';
+import { BlockCache } from '../read/block-cache.js';
+import { MemoryBudget } from '../read/memory-budget.js';
 import type { Logger } from '../log/logger.js';
 import { Errno, FsError } from './errno.js';
 import { HandleTable } from './handles.js';
@@ -34,6 +36,8 @@ export interface FilesystemOptions {
   dirMode: number;
   uid: number;
   gid: number;
+  /** Bytes the read path may keep in memory across all handles. */
+  memoryBudgetBytes: number;
 }
 
 const S_IFDIR = 0o040000;
@@ -48,10 +52,15 @@ export class DropboxFilesystem {
   readonly #options: FilesystemOptions;
   readonly #handles = new HandleTable<RangeReader>();
   readonly #space: SpaceUsageCache;
+  readonly budget: MemoryBudget;
+  readonly blockCache: BlockCache;
 
   constructor(options: FilesystemOptions) {
     this.#options = options;
     this.#space = new SpaceUsageCache(options.client, options.log);
+    this.budget = new MemoryBudget(options.memoryBudgetBytes);
+    // Half the budget at most for cached blocks, so open streams always keep room behind them.
+    this.blockCache = new BlockCache(this.budget, options.memoryBudgetBytes / 2);
   }
 
   get openHandles(): number {
@@ -89,8 +98,12 @@ export class DropboxFilesystem {
     const { client, log, cache } = this.#options;
     const reader = new RangeReader({
       client,
-      path: toDropboxPath(cache.rootNode().pathDisplay, path),
-      size: node.size,
+      path,
+      // Downloads name the revision seen now, so the handle never mixes two revisions.
+      downloadPath: node.rev ? `rev:${node.rev}` : toDropboxPath(cache.rootNode().pathDisplay, path),
+      file: { id: node.id, rev: node.rev ?? '', size: node.size, contentHash: node.contentHash },
+      budget: this.budget,
+      blockCache: this.blockCache,
       log,
     });
     return this.#handles.add(reader);

@@ -1,6 +1,10 @@
 /**
  * Mounting and unmounting with fuse-native. Mount options are chosen here, each with its reason.
+ * Unmounting runs fusermount without a shell: fuse-native's own unmount passes the mountpoint
+ * through `exec`, where a `$` or a backtick in the path would be run as shell code.
  */
+import { execFile } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from '../log/logger.js';
 import type { DropboxFilesystem } from '../fs/filesystem.js';
@@ -22,12 +26,27 @@ export interface Mounted {
   unmount(): Promise<void>;
 }
 
-export function mount(options: MountOptions): Promise<Mounted> {
+// Options fuse-native has no setting for, added to its -o string.
+// - ro: the kernel refuses writes itself, and access(W_OK) and the mount table say read-only.
+// - max_background and congestion_threshold: the kernel's default of 12 background requests
+//   caps parallel buffered reads; with 64 parallel readers each waiting 100 ms, raising it cut
+//   the wall time from 0.63 s to 0.20 s (measured on this binding, libfuse 2.9.9, 2 vCPUs).
+const EXTRA_MOUNT_OPTIONS = ['ro', 'max_background=64', 'congestion_threshold=48'];
+
+class DropboxFuse extends Fuse {
+  override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    const extra = EXTRA_MOUNT_OPTIONS.join(',');
+    return base ? `${base},${extra}` : `-o${extra}`;
+  }
+}
+
+export async function mount(options: MountOptions): Promise<Mounted> {
   const { mountpoint, fs, log } = options;
+  await clearStaleMount(mountpoint, log);
   const ops = createOps(fs, { log, deadlineMs: options.opDeadlineMs });
-  const fuse = new Fuse(mountpoint, ops, {
-    // A mount left by a killed daemon ("Transport endpoint is not connected") is cleared first.
-    force: true,
+  const fuse = new DropboxFuse(mountpoint, ops, {
+    force: false,
     mkdir: false,
     // runOp enforces its own deadline with EIO; fuse-native's timer would race it.
     timeout: false,
@@ -43,26 +62,63 @@ export function mount(options: MountOptions): Promise<Mounted> {
     fsname: options.fsname.replace(/[^A-Za-z0-9_.:/@-]/g, '_'),
     subtype: 'dropbox-mount',
   });
+  await new Promise<void>((resolve, reject) => {
+    fuse.mount((err) => (err ? reject(err) : resolve()));
+  });
+  return { unmount: () => unmount(mountpoint, log) };
+}
+
+/**
+ * Clears a mount left by a daemon that was killed: stat then fails with ENOTCONN ("Transport
+ * endpoint is not connected"), and mounting over it would fail.
+ */
+async function clearStaleMount(mountpoint: string, log: Logger): Promise<void> {
+  try {
+    await stat(mountpoint);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') return;
+    log.info({ mountpoint }, 'clearing a stale mount left by an earlier daemon');
+    await runUnmountCommand(mountpoint);
+  }
+}
+
+async function unmount(mountpoint: string, log: Logger): Promise<void> {
+  try {
+    await runUnmountCommand(mountpoint);
+  } catch (err) {
+    // Someone ran `fusermount -u` before us: the mount is gone, which is what was wanted.
+    if (!(await isMounted(mountpoint))) {
+      log.info({ mountpoint }, 'mountpoint was already unmounted');
+      return;
+    }
+    throw err;
+  }
+}
+
+// Lazy unmount (-z) detaches the mount even while files are open, so shutdown never waits on
+// a program that holds one.
+function runUnmountCommand(mountpoint: string): Promise<void> {
+  const [command, args] =
+    process.platform === 'darwin'
+      ? ['diskutil', ['unmount', 'force', mountpoint]]
+      : ['fusermount', ['-uz', mountpoint]];
   return new Promise((resolve, reject) => {
-    fuse.mount((err) => {
-      if (err) {
-        reject(err);
-        return;
-      }
-      resolve({ unmount: () => unmount(fuse, log) });
+    execFile(command, args, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`${command} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+      else resolve();
     });
   });
 }
 
-function unmount(fuse: Fuse, log: Logger): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fuse.unmount((err) => {
-      if (err) {
-        log.warn({ mountpoint: fuse.mnt, err: String(err) }, 'unmount failed');
-        reject(err);
-        return;
-      }
-      resolve();
-    });
-  });
+/** Tells whether `mountpoint` is listed in /proc/self/mounts; false where that file is absent. */
+async function isMounted(mountpoint: string): Promise<boolean> {
+  let table: string;
+  try {
+    table = await readFile('/proc/self/mounts', 'utf8');
+  } catch {
+    return false;
+  }
+  // The kernel escapes space, tab, newline and backslash in mount paths as octal.
+  const escaped = mountpoint.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return table.split('\n').some((line) => line.split(' ')[1] === escaped);
 }

@@ -7,6 +7,8 @@ import { Errno } from '../fs/errno.js';
 import { runOp, type OpContext } from './op-runner.js';
 
 type Callback = (...args: unknown[]) => void;
+
+const W_OK = 2;
 type Op = (...args: never[]) => void;
 
 const WRITE_OPS = [
@@ -54,6 +56,14 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
       runOp(context, 'release', path, cb, async () => {
         await fs.release(fh);
         return [0];
+      }),
+
+    // Write access is refused here as well as by the `ro` mount option, because access(2)
+    // answers from this op when the kernel does not check permissions itself.
+    access: (path: string, mode: number, cb: Callback) =>
+      runOp(context, 'access', path, cb, async () => {
+        await fs.getattr(path);
+        return [(mode & W_OK) !== 0 ? -Errno.EROFS : 0];
       }),
 
     statfs: (path: string, cb: Callback) =>

@@ -1,19 +1,31 @@
 /**
- * Reads of one open file, served from range downloads. A sequential reader gets one streaming
- * response that runs to the end of the file, so reading a file start to end costs one request
- * (plus one per cut connection). The kernel sends read-ahead requests out of order and several at
- * a time, so reads are served in arrival order with two allowances that avoid a new request: a
- * short forward gap is skipped on the open stream, and a short step back is served from the
- * bytes kept behind the stream position. Any other read opens a bounded range at its offset.
+ * Reads of one open file, served from range downloads of the revision seen at open.
  *
- * Invariants: no request reaches past `size`; reads of one reader never run concurrently; a
+ * A sequential reader gets one streaming response that runs to the end of the file, so reading a
+ * file start to end costs one request (plus one per cut connection, resumed at the byte where the
+ * body stopped). The kernel sends read-ahead requests out of order and several at a time, so
+ * reads are served in arrival order with two allowances that avoid a new request: a short forward
+ * gap is skipped on the open stream, and a short step back is served from the bytes kept behind
+ * the stream position. Any other read fetches the 128 KiB block that holds it, through a block
+ * cache shared by all handles.
+ *
+ * A read that reaches the end of a file read in order from byte 0 checks the bytes against the
+ * file's content hash, and fails with EIO on a mismatch.
+ *
+ * Invariants: no request reaches past `size`; every request names the revision seen at open, so
+ * one handle never mixes bytes of two revisions; reads of one reader never run concurrently; a
  * stream is destroyed as soon as it is left, so an abandoned body does not hold a connection.
  */
 import type { DropboxClient } from '../dropbox/client.js';
 import { RangeNotSatisfiableError } from '../dropbox/client.js';
-import type { Logger } from '../log/logger.js';
+import { ApiError } from '../dropbox/errors.js';
+import { ContentHasher } from '../dropbox/content-hash.js';
 import { DropboxMountError } from '../errors.js';
+import { Errno, FsError } from '../fs/errno.js';
+import type { Logger } from '../log/logger.js';
+import { BlockCache } from './block-cache.js';
 import { ByteWindow } from './byte-window.js';
+import type { MemoryBudget } from './memory-budget.js';
 import { RangeStream } from './range-stream.js';
 
 // The kernel reads in 128 KiB requests and keeps up to 12 in flight (max_background), so a
@@ -21,50 +33,80 @@ import { RangeStream } from './range-stream.js';
 // round trip; keeping as much behind serves the late arrivals.
 const MAX_FORWARD_SKIP_BYTES = 2 * 1024 * 1024;
 const BEHIND_BYTES = 2 * 1024 * 1024;
-// A read that does not continue the previous one fetches this much, so that a random 4 KiB read
-// costs one small request while a reader that then goes on sequentially gets its next request
-// opened to the end of the file.
-const RANDOM_WINDOW_BYTES = 128 * 1024;
+// What a window keeps when the memory budget is over: one kernel read request.
+const MIN_BEHIND_BYTES = 128 * 1024;
+/** Size of the block a random read fetches: one kernel read request. */
+export const BLOCK_BYTES = 128 * 1024;
 // Consecutive failures at one offset before the read fails with EIO.
 const MAX_RESUMES = 3;
+// A stream left unread this long is closed, so that a program holding files open without
+// reading does not hold a server connection per file. The next read opens a new one.
+const STREAM_IDLE_MS = 10_000;
+
+/** The revision a handle reads, as seen at open. */
+export interface FileVersion {
+  id: string;
+  rev: string;
+  size: number;
+  contentHash?: string;
+}
 
 export interface RangeReaderOptions {
   client: DropboxClient;
-  /** Dropbox path, `id:` or `rev:` of the file. */
+  /** Mount path, for log lines. */
   path: string;
-  size: number;
+  /** What downloads name: `rev:...` to pin the revision, or a path when the rev is unknown. */
+  downloadPath: string;
+  file: FileVersion;
+  budget: MemoryBudget;
+  blockCache: BlockCache;
   log: Logger;
 }
 
 export class RangeReader {
   readonly #options: RangeReaderOptions;
-  readonly #behind = new ByteWindow(BEHIND_BYTES);
+  readonly #behind: ByteWindow;
+  readonly #hasher = new ContentHasher();
+  #hashedBytes = 0;
   #stream: RangeStream | undefined;
   #lastReadEnd = 0;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #failure: FsError | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
   requests = 0;
 
   constructor(options: RangeReaderOptions) {
     this.#options = options;
+    this.#behind = new ByteWindow(BEHIND_BYTES, options.budget, MIN_BEHIND_BYTES);
   }
 
   /** Returns up to `length` bytes at `position`; fewer only at the end of the file. */
   read(position: number, length: number): Promise<Buffer> {
+    clearTimeout(this.#idleTimer);
     const result = this.#queue.then(() => this.#read(position, length));
     this.#queue = result.catch(() => undefined);
+    const queued = this.#queue;
+    void queued.then(() => {
+      if (this.#queue !== queued || !this.#stream) return;
+      this.#idleTimer = setTimeout(() => this.#dropStream(), STREAM_IDLE_MS);
+      this.#idleTimer.unref();
+    });
     return result;
   }
 
-  /** Destroys the open stream. Reads after close fail. */
+  /** Destroys the open stream and releases the kept bytes. Reads after close fail. */
   close(): void {
+    clearTimeout(this.#idleTimer);
     this.#closed = true;
     this.#dropStream();
+    this.#behind.clear();
   }
 
   async #read(position: number, length: number): Promise<Buffer> {
     if (this.#closed) throw new Error('read after close');
-    const wanted = Math.max(0, Math.min(length, this.#options.size - position));
+    if (this.#failure) throw this.#failure;
+    const wanted = Math.max(0, Math.min(length, this.#options.file.size - position));
     const out = Buffer.allocUnsafe(wanted);
     let filled = 0;
     let failures = 0;
@@ -76,7 +118,7 @@ export class RangeReader {
         continue;
       }
       try {
-        const taken = await this.#readFromStream(offset, out, filled, position);
+        const taken = await this.#fill(offset, out, filled, position);
         if (taken === 0) break;
         filled += taken;
         failures = 0;
@@ -84,59 +126,123 @@ export class RangeReader {
         this.#dropStream();
         if (err instanceof RangeNotSatisfiableError) break;
         // The client already retried its own request; only a body that broke mid-way is resumed.
-        if (err instanceof DropboxMountError) throw err;
+        if (err instanceof DropboxMountError) throw this.#translate(err);
         failures++;
         if (failures >= MAX_RESUMES) throw err;
         this.#options.log.debug({ path: this.#options.path, offset, err: String(err) }, 'resuming read');
       }
     }
     this.#lastReadEnd = position + filled;
+    if (this.#failure) throw this.#failure;
     return filled === wanted ? out : out.subarray(0, filled);
   }
 
-  // Copies bytes at `offset` into `out` from the open stream, opening one first when the stream
-  // cannot reach `offset` cheaply. Returns the number of bytes copied, 0 at the end of the file.
-  async #readFromStream(offset: number, out: Buffer, outOffset: number, readStart: number) {
-    let stream = this.#stream;
+  // Copies bytes at `offset` into `out`, from the open stream when it can reach `offset`, from a
+  // new stream for a sequential read, or from a cached block for a random read. Returns the
+  // number of bytes copied, 0 at the end of the file.
+  async #fill(offset: number, out: Buffer, outOffset: number, readStart: number): Promise<number> {
+    const stream = this.#stream;
     const reachable =
       stream !== undefined &&
       offset >= stream.position &&
       offset - stream.position <= MAX_FORWARD_SKIP_BYTES &&
       offset < stream.end;
-    if (!reachable) {
-      stream = await this.#open(this.#openOffset(offset), readStart);
-      if (!stream) return 0;
-    }
-    const live = stream as RangeStream;
-    await live.skipTo(offset, this.#behind);
-    return live.take(out, outOffset, out.length - outOffset, this.#behind);
+    if (reachable) return this.#takeFromStream(stream, offset, out, outOffset);
+    const openAt = this.#openOffset(offset);
+    const sequential = openAt === this.#lastReadEnd || readStart === this.#lastReadEnd;
+    if (!sequential) return this.#copyFromBlock(offset, out, outOffset);
+    const opened = await this.#open(openAt);
+    if (!opened) return 0;
+    return this.#takeFromStream(opened, offset, out, outOffset);
+  }
+
+  async #takeFromStream(stream: RangeStream, offset: number, out: Buffer, outOffset: number) {
+    const sink = (at: number, bytes: Buffer) => this.#keep(at, bytes);
+    await stream.skipTo(offset, sink);
+    return stream.take(out, outOffset, out.length - outOffset, sink);
   }
 
   // The kernel's first read-ahead requests can arrive before the read they follow, so a read
   // shortly after the previous end opens the stream at that end: the bytes skipped to reach it
-  // go to the behind window, where the late read finds them.
-  // Bytes the behind window already holds are not fetched again.
+  // go to the behind window, where the late read finds them. Bytes the window already holds
+  // are not fetched again.
   #openOffset(offset: number): number {
     const base = this.#behind.holds(this.#lastReadEnd) ? this.#behind.end : this.#lastReadEnd;
     const gap = offset - base;
     return gap > 0 && gap <= MAX_FORWARD_SKIP_BYTES ? base : offset;
   }
 
-  async #open(offset: number, readStart: number): Promise<RangeStream | undefined> {
+  async #open(offset: number): Promise<RangeStream | undefined> {
     this.#dropStream();
-    const { client, path, size } = this.#options;
-    if (offset >= size) return undefined;
-    const sequential = offset === this.#lastReadEnd || readStart === this.#lastReadEnd;
-    const end = sequential ? size : Math.min(size, offset + RANDOM_WINDOW_BYTES);
+    const { client, downloadPath, file } = this.#options;
+    if (offset >= file.size) return undefined;
     this.requests++;
-    const download = await client.download(path, { start: offset, end: end - 1 });
+    const download = await client.download(downloadPath, { start: offset, end: file.size - 1 });
     const stream = new RangeStream(download.body, download.offset, download.offset + download.length);
     this.#stream = stream;
     return stream;
+  }
+
+  async #copyFromBlock(offset: number, out: Buffer, outOffset: number): Promise<number> {
+    const { client, downloadPath, file, blockCache } = this.#options;
+    const blockStart = offset - (offset % BLOCK_BYTES);
+    const key = BlockCache.key(file.id, file.rev, blockStart);
+    let block = blockCache.get(key);
+    if (!block) {
+      const end = Math.min(file.size, blockStart + BLOCK_BYTES) - 1;
+      this.requests++;
+      const download = await client.download(downloadPath, { start: blockStart, end });
+      block = await readAll(download.body, end - blockStart + 1);
+      blockCache.set(key, block);
+    }
+    return block.copy(out, outOffset, offset - blockStart);
+  }
+
+  // Keeps streamed bytes for late reads and hashes them while they arrive in order from byte 0.
+  #keep(offset: number, bytes: Buffer): void {
+    this.#behind.append(offset, bytes);
+    if (offset !== this.#hashedBytes || this.#options.file.contentHash === undefined) return;
+    this.#hasher.update(bytes);
+    this.#hashedBytes += bytes.length;
+    if (this.#hashedBytes === this.#options.file.size) this.#verify();
+  }
+
+  #verify(): void {
+    const { file, path, log } = this.#options;
+    const actual = this.#hasher.digest();
+    if (actual === file.contentHash) return;
+    log.error({ path, rev: file.rev, expected: file.contentHash, actual }, 'content hash mismatch');
+    this.#failure = new FsError(Errno.EIO, `${path}: content hash mismatch at rev ${file.rev}`);
+  }
+
+  // A pinned revision that Dropbox no longer has means the file changed under the handle.
+  #translate(err: DropboxMountError): DropboxMountError {
+    const pinned = this.#options.downloadPath.startsWith('rev:');
+    if (pinned && err instanceof ApiError && err.has('not_found')) {
+      return new FsError(Errno.ESTALE, `${this.#options.path}: rev ${this.#options.file.rev} is gone`, {
+        cause: err,
+      });
+    }
+    return err;
   }
 
   #dropStream(): void {
     this.#stream?.destroy();
     this.#stream = undefined;
   }
+}
+
+/**
+ * Reads a whole download body.
+ * @throws Error when it ends short of `length`, so a cut body is never cached.
+ */
+async function readAll(body: AsyncIterable<Buffer>, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    received += chunk.length;
+  }
+  if (received !== length) throw new Error(`block body ended after ${received} of ${length} bytes`);
+  return Buffer.concat(chunks, length);
 }

@@ -1,10 +1,12 @@
 /**
  * One streaming download body, read at the caller's pace. `position` is the file offset of the
- * next byte the stream yields; bytes taken or skipped are appended to a ByteWindow so that late
- * reads can be served from memory.
+ * next byte the stream yields; every byte taken or skipped is passed to a sink, which keeps it
+ * for late reads and feeds the content hash check.
  */
 import type { Readable } from 'node:stream';
-import type { ByteWindow } from './byte-window.js';
+
+/** Receives the bytes of a stream in order, with the file offset of the first. */
+export type ByteSink = (offset: number, bytes: Buffer) => void;
 
 export class RangeStream {
   readonly #body: Readable;
@@ -21,12 +23,12 @@ export class RangeStream {
     this.end = end;
   }
 
-  /** Discards bytes up to `offset`, keeping them in `window`. */
-  async skipTo(offset: number, window: ByteWindow): Promise<void> {
+  /** Discards bytes up to `offset`, passing them to `sink`. */
+  async skipTo(offset: number, sink: ByteSink): Promise<void> {
     while (this.position < offset) {
       const chunk = await this.#next();
       const n = Math.min(chunk.length, offset - this.position);
-      this.#consume(chunk, n, window);
+      this.#consume(chunk, n, sink);
     }
   }
 
@@ -35,13 +37,13 @@ export class RangeStream {
    * number copied.
    * @throws Error when the body ends before `end` (a cut connection) or fails.
    */
-  async take(out: Buffer, outOffset: number, length: number, window: ByteWindow): Promise<number> {
+  async take(out: Buffer, outOffset: number, length: number, sink: ByteSink): Promise<number> {
     let copied = 0;
     while (copied < length && this.position < this.end) {
       const chunk = await this.#next();
       const n = Math.min(chunk.length, length - copied);
       chunk.copy(out, outOffset + copied, 0, n);
-      this.#consume(chunk, n, window);
+      this.#consume(chunk, n, sink);
       copied += n;
     }
     return copied;
@@ -61,8 +63,8 @@ export class RangeStream {
     return value;
   }
 
-  #consume(chunk: Buffer, n: number, window: ByteWindow): void {
-    window.append(this.position, chunk.subarray(0, n));
+  #consume(chunk: Buffer, n: number, sink: ByteSink): void {
+    sink(this.position, chunk.subarray(0, n));
     this.position += n;
     this.#pending = n < chunk.length ? chunk.subarray(n) : undefined;
   }

@@ -21,7 +21,7 @@ describe('parseConfig', () => {
 
   it.each([
     [{ refreshToken: 't' }, /missing field "appKey"/],
-    [{ appKey: 'k' }, /missing field "refreshToken".*dropbox-mount login/],
+    [{ appKey: 'k' }, /missing field "refreshToken".*Using a real Dropbox account/],
     [{ appKey: '', refreshToken: 't' }, /field "appKey" must be a non-empty string/],
     [{ appKey: 'k', refreshToken: 't', root: 'Photos' }, /"Photos" must start with "\/"/],
     [{ appKey: 'k', refreshToken: 't', root: 5 }, /field "root" must be a string/],

@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
+import { constants } from 'node:os';
+import { ApiError } from '../../src/dropbox/errors.js';
 import { RangeReader } from '../../src/read/range-reader.js';
 import type { ByteRange, DropboxClient } from '../../src/dropbox/client.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { MemoryBudget } from '../../src/read/memory-budget.js';
+import { BlockCache } from '../../src/read/block-cache.js';
+import { contentHashOf } from '../../src/dropbox/content-hash.js';
 
 interface FakeOptions {
   chunkBytes: number;
@@ -53,11 +58,23 @@ function makeContent(size: number, seed: number): Buffer {
 
 const KIB = 1024;
 
+function makeReader(client: DropboxClient, size: number, contentHash?: string, budget = new MemoryBudget(64 * 1024 * KIB)) {
+  return new RangeReader({
+    client,
+    path: '/f',
+    downloadPath: 'rev:0123456789',
+    file: { id: 'id:f', rev: '0123456789', size, contentHash },
+    budget,
+    blockCache: new BlockCache(budget, 8 * 1024 * KIB),
+    log: silentLogger(),
+  });
+}
+
 describe('RangeReader', () => {
   it('reads a file start to end with one request', async () => {
     const content = makeContent(5 * 1024 * KIB + 17, 1);
     const { client, ranges } = fakeClient(content, { chunkBytes: 64 * KIB });
-    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const reader = makeReader(client, content.length);
     const parts: Buffer[] = [];
     for (let pos = 0; pos < content.length; pos += 128 * KIB) parts.push(await reader.read(pos, 128 * KIB));
     expect(Buffer.concat(parts).equals(content)).toBe(true);
@@ -67,7 +84,7 @@ describe('RangeReader', () => {
   it('serves reordered read-ahead without a new request', async () => {
     const content = makeContent(2 * 1024 * KIB, 2);
     const { client, ranges } = fakeClient(content, { chunkBytes: 32 * KIB });
-    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const reader = makeReader(client, content.length);
     const order = [0, 2, 1, 3, 5, 4, 7, 6, 8, 10, 9, 11, 12, 15, 14, 13];
     const results = await Promise.all(order.map((block) => reader.read(block * 128 * KIB, 128 * KIB)));
     order.forEach((block, i) => {
@@ -79,7 +96,7 @@ describe('RangeReader', () => {
   it('opens one stream when read-ahead overtakes the first read', async () => {
     const content = makeContent(2 * 1024 * KIB, 7);
     const { client, ranges } = fakeClient(content, { chunkBytes: 32 * KIB });
-    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const reader = makeReader(client, content.length);
     const order = [1, 0, 3, 2, 4, 5];
     for (const block of order) {
       const data = await reader.read(block * 128 * KIB, 128 * KIB);
@@ -91,7 +108,7 @@ describe('RangeReader', () => {
   it('fetches a small window for a random read', async () => {
     const content = makeContent(8 * 1024 * KIB, 3);
     const { client, ranges } = fakeClient(content, { chunkBytes: 16 * KIB });
-    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const reader = makeReader(client, content.length);
     await reader.read(0, 4 * KIB);
     const data = await reader.read(5 * 1024 * KIB, 4 * KIB);
     expect(data.equals(content.subarray(5 * 1024 * KIB, 5 * 1024 * KIB + 4 * KIB))).toBe(true);
@@ -101,17 +118,74 @@ describe('RangeReader', () => {
   it('resumes a cut body at the right offset', async () => {
     const content = makeContent(1024 * KIB, 4);
     const { client, ranges } = fakeClient(content, { chunkBytes: 10_000, cutAfterBytes: 300_000, cuts: 2 });
-    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const reader = makeReader(client, content.length);
     const parts: Buffer[] = [];
     for (let pos = 0; pos < content.length; pos += 128 * KIB) parts.push(await reader.read(pos, 128 * KIB));
     expect(Buffer.concat(parts).equals(content)).toBe(true);
     expect(ranges.map((range) => range.start)).toEqual([0, 300_000, 600_000]);
   });
 
+  it('serves a random re-read from the block cache', async () => {
+    const content = makeContent(8 * 1024 * KIB, 8);
+    const { client, ranges } = fakeClient(content, { chunkBytes: 16 * KIB });
+    const reader = makeReader(client, content.length);
+    const at = 3 * 1024 * KIB + 5000;
+    await reader.read(0, 4 * KIB);
+    const first = await reader.read(at, 4 * KIB);
+    await reader.read(7 * 1024 * KIB, 4 * KIB);
+    const again = await reader.read(at + 100, 4 * KIB);
+    expect(first.equals(content.subarray(at, at + 4 * KIB))).toBe(true);
+    expect(again.equals(content.subarray(at + 100, at + 100 + 4 * KIB))).toBe(true);
+    expect(ranges.slice(1)).toEqual([
+      { start: 3 * 1024 * KIB, end: 3 * 1024 * KIB + 128 * KIB - 1 },
+      { start: 7 * 1024 * KIB, end: 7 * 1024 * KIB + 128 * KIB - 1 },
+    ]);
+  });
+
+  it('fails the last read on a content hash mismatch', async () => {
+    const content = makeContent(600 * KIB, 9);
+    const { client } = fakeClient(content, { chunkBytes: 64 * KIB });
+    const good = makeReader(client, content.length, contentHashOf(content));
+    for (let pos = 0; pos < content.length; pos += 128 * KIB) await good.read(pos, 128 * KIB);
+    const bad = makeReader(client, content.length, contentHashOf(Buffer.from('other')));
+    await bad.read(0, 128 * KIB);
+    let error: unknown;
+    for (let pos = 128 * KIB; pos < content.length && !error; pos += 128 * KIB) {
+      error = await bad.read(pos, 128 * KIB).then(() => undefined, (err: unknown) => err);
+    }
+    expect(error).toMatchObject({ errno: constants.errno.EIO });
+  });
+
+  it('reports a vanished revision as ESTALE', async () => {
+    const client = {
+      async download() {
+        throw new ApiError('files/download', 409, ['path', 'not_found'], {});
+      },
+    } as unknown as DropboxClient;
+    const reader = makeReader(client, 1000);
+    await expect(reader.read(0, 100)).rejects.toMatchObject({ errno: constants.errno.ESTALE });
+  });
+
+  it('shrinks kept bytes under memory pressure', async () => {
+    const content = makeContent(4 * 1024 * KIB, 10);
+    const budget = new MemoryBudget(1024 * KIB);
+    const readers = Array.from({ length: 8 }, () => makeReader(fakeClient(content, { chunkBytes: 32 * KIB }).client, content.length, undefined, budget));
+    for (let pos = 0; pos < content.length; pos += 128 * KIB) {
+      for (const reader of readers) {
+        const data = await reader.read(pos, 128 * KIB);
+        expect(data.equals(content.subarray(pos, pos + 128 * KIB))).toBe(true);
+      }
+    }
+    // Each window keeps at least one 128 KiB request plus the chunk that crosses it.
+    expect(budget.peakBytes).toBeLessThanOrEqual(1024 * KIB + 8 * 160 * KIB);
+    readers.forEach((reader) => reader.close());
+    expect(budget.usedBytes).toBe(0);
+  });
+
   it('returns short reads at the end and empty past it', async () => {
     const content = makeContent(1000, 5);
     const { client } = fakeClient(content, { chunkBytes: 100 });
-    const reader = new RangeReader({ client, path: '/f', size: content.length, log: silentLogger() });
+    const reader = makeReader(client, content.length);
     expect((await reader.read(900, 4096)).equals(content.subarray(900))).toBe(true);
     expect((await reader.read(1000, 4096)).length).toBe(0);
     expect((await reader.read(5000, 4096)).length).toBe(0);
@@ -133,7 +207,7 @@ describe('RangeReader', () => {
     await fc.assert(
       fc.asyncProperty(sequence, fc.integer({ min: 4096, max: 200_000 }), async (groups, chunkBytes) => {
         const { client, ranges } = fakeClient(content, { chunkBytes });
-        const reader = new RangeReader({ client, path: '/f', size, log: silentLogger() });
+        const reader = makeReader(client, size);
         const reads = groups.flat();
         const results = await Promise.all(reads.map((r) => reader.read(r.position, r.length)));
         reads.forEach((r, i) => {

@@ -1,0 +1,231 @@
+#!/usr/bin/env node
+// The read benchmark: `npm run bench`. Builds a data set in a temporary folder, serves it with the
+// emulator on 127.0.0.1, mounts it, and measures in one run, so that figures are compared as
+// ratios on the same machine at the same time. Writes the table to docs/benchmarks.md.
+//
+// Needs root (to drop the page cache between runs) and FUSE. Takes about three minutes.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, totalmem, tmpdir, release } from 'node:os';
+import { join } from 'node:path';
+import {
+  REPO_ROOT,
+  cleanup,
+  clearCalls,
+  dropCaches,
+  emulatorCalls,
+  run,
+  sampleRss,
+  setShaping,
+  startDaemon,
+  startEmulator,
+  startNullFs,
+} from './bench/processes.mjs';
+
+const MIB = 1024 * 1024;
+const BIG_BYTES = 1024 * MIB;
+const READER_FILE_BYTES = 16 * MIB;
+const SMALL_FILES = 5000;
+const RANDOM_READS = 1000;
+const SHAPED = { latencyMs: 20, bandwidthBytesPerSecond: 100 * MIB };
+const UNSHAPED = { latencyMs: 0, bandwidthBytesPerSecond: 0 };
+
+async function makeData(dataDir) {
+  await mkdir(join(dataDir, 'readers'), { recursive: true });
+  await run('sh', ['-c', `head -c ${BIG_BYTES} /dev/urandom > "${join(dataDir, 'big.bin')}"`]);
+  for (let i = 0; i < 64; i++) {
+    await run('sh', ['-c', `head -c ${READER_FILE_BYTES} /dev/urandom > "${join(dataDir, 'readers', `r${i}.bin`)}"`]);
+  }
+  for (let folder = 0; folder < SMALL_FILES / 100; folder++) {
+    const dir = join(dataDir, 'small', `d${folder}`);
+    await mkdir(dir, { recursive: true });
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) => writeFile(join(dir, `f${i}.txt`), `${folder}/${i}\n`.repeat(400))),
+    );
+  }
+}
+
+async function accessToken(configFile) {
+  const config = JSON.parse(await readFile(configFile, 'utf8'));
+  const form = new URLSearchParams({
+    grant_type: 'refresh_token',
+    refresh_token: config.refreshToken,
+    client_id: config.appKey,
+    client_secret: config.appSecret,
+  });
+  const response = await fetch(`${config.apiUrl}/oauth2/token`, { method: 'POST', body: form });
+  return (await response.json()).access_token;
+}
+
+/** Downloads a file over plain HTTP with curl and returns bytes per second. */
+async function httpDownload(url, token, path) {
+  const result = await run('curl', [
+    '-s', '-o', '/dev/null', '-w', '%{size_download} %{time_total}',
+    '-X', 'POST', `${url}/2/files/download`,
+    '-H', `Authorization: Bearer ${token}`,
+    '-H', `Dropbox-API-Arg: ${JSON.stringify({ path })}`,
+  ]);
+  const [bytes, seconds] = result.stdout.split(' ').map(Number);
+  if (bytes !== BIG_BYTES) throw new Error(`curl downloaded ${bytes} bytes: ${result.stderr}`);
+  return bytes / seconds;
+}
+
+/** Reads a file with dd and returns bytes per second. */
+async function ddRead(file, blockSize = '1M') {
+  await dropCaches();
+  const started = performance.now();
+  const result = await run('dd', [`if=${file}`, 'of=/dev/null', `bs=${blockSize}`]);
+  const seconds = (performance.now() - started) / 1000;
+  if (result.code !== 0) throw new Error(`dd ${file} failed: ${result.stderr}`);
+  const bytes = Number(/^(\d+) bytes/m.exec(result.stderr)?.[1]);
+  return bytes / seconds;
+}
+
+async function randomReads(file, url) {
+  await dropCaches();
+  await clearCalls(url);
+  const script = `
+    const fs = require('node:fs');
+    const fd = fs.openSync(process.argv[1], 'r');
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.alloc(4096);
+    let x = 12345;
+    const times = [];
+    for (let i = 0; i < ${RANDOM_READS}; i++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      const offset = Math.floor((x / 2147483648) * (size / 4096 - 1)) * 4096;
+      const t = process.hrtime.bigint();
+      fs.readSync(fd, buf, 0, 4096, offset);
+      times.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+    times.sort((a, b) => a - b);
+    console.log(JSON.stringify({ p50: times[times.length >> 1], p99: times[Math.floor(times.length * 0.99)] }));
+  `;
+  const result = await run('node', ['-e', script, file]);
+  const latency = JSON.parse(result.stdout);
+  const downloads = (await emulatorCalls(url)).filter((call) => call.route === 'files/download');
+  const fetched = downloads.reduce((sum, call) => {
+    const match = /bytes=(\d+)-(\d+)/.exec(call.range ?? '');
+    return sum + (match ? Number(match[2]) - Number(match[1]) + 1 : 0);
+  }, 0);
+  return {
+    requestsPerRead: downloads.length / RANDOM_READS,
+    kibPerRead: fetched / RANDOM_READS / 1024,
+    ...latency,
+  };
+}
+
+async function concurrentReaders(mountpoint, count, daemonPid) {
+  await dropCaches();
+  const rss = sampleRss(daemonPid);
+  const started = performance.now();
+  const files = Array.from({ length: count }, (_, i) => join(mountpoint, 'readers', `r${i % 64}.bin`));
+  const results = await Promise.all(files.map((file) => run('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M'])));
+  const seconds = (performance.now() - started) / 1000;
+  if (results.some((result) => result.code !== 0)) throw new Error('a concurrent reader failed');
+  return { bytesPerSecond: (count * READER_FILE_BYTES) / seconds, peakRss: rss.stop() };
+}
+
+async function smallFiles(mountpoint, url) {
+  await dropCaches();
+  await clearCalls(url);
+  const started = performance.now();
+  const result = await run('sh', ['-c', `find "${join(mountpoint, 'small')}" -type f -print0 | xargs -0 cat | wc -c`]);
+  const seconds = (performance.now() - started) / 1000;
+  const calls = await emulatorCalls(url);
+  if (Number(result.stdout.trim()) <= 0) throw new Error('small files read nothing');
+  return { filesPerSecond: SMALL_FILES / seconds, callsPerFile: calls.length / SMALL_FILES };
+}
+
+const mb = (bytesPerSecond) => (bytesPerSecond / MIB).toFixed(0);
+const ratio = (a, b) => (a / b).toFixed(2);
+
+async function main() {
+  const workDir = await mkdtemp(join(tmpdir(), 'dropbox-mount-bench-'));
+  const dataDir = join(workDir, 'data');
+  const mountpoint = join(workDir, 'mnt');
+  const nullMount = join(workDir, 'null');
+  const configFile = join(workDir, 'config.json');
+  try {
+    await mkdir(mountpoint);
+    await mkdir(nullMount);
+    console.log('making data (1 GiB file, 64 x 16 MiB files, 5,000 small files)');
+    await makeData(dataDir);
+    const emulator = await startEmulator(dataDir, configFile);
+    const daemon = await startDaemon(mountpoint, configFile);
+    const token = await accessToken(configFile);
+    const big = join(mountpoint, 'big.bin');
+    // The first download hashes the file in the emulator; keep that out of the figures.
+    await httpDownload(emulator.url, token, '/big.bin');
+
+    console.log('sequential, unshaped');
+    const httpUnshaped = await httpDownload(emulator.url, token, '/big.bin');
+    const mountUnshaped = await ddRead(big);
+    const nullFs = await startNullFs(nullMount, BIG_BYTES);
+    const nullRead = await ddRead(join(nullMount, 'file'));
+    await nullFs.stop();
+
+    console.log('sequential, shaped (20 ms, 100 MiB/s)');
+    await setShaping(emulator.url, SHAPED);
+    const httpShaped = await httpDownload(emulator.url, token, '/big.bin');
+    const mountShaped = await ddRead(big);
+
+    console.log('random 4 KiB reads, shaped');
+    const random = await randomReads(big, emulator.url);
+    await setShaping(emulator.url, UNSHAPED);
+
+    console.log('concurrent readers, unshaped');
+    const readers8 = await concurrentReaders(mountpoint, 8, daemon.child.pid);
+    const readers64 = await concurrentReaders(mountpoint, 64, daemon.child.pid);
+
+    console.log('5,000 small files, unshaped');
+    const small = await smallFiles(mountpoint, emulator.url);
+
+    const rows = [
+      ['sequential 1 GiB, unshaped: mount / plain HTTP', `${mb(mountUnshaped)} / ${mb(httpUnshaped)} MiB/s`, ratio(mountUnshaped, httpUnshaped)],
+      ['sequential 1 GiB, unshaped: mount / null filesystem', `${mb(mountUnshaped)} / ${mb(nullRead)} MiB/s`, ratio(mountUnshaped, nullRead)],
+      ['sequential 1 GiB, unshaped: plain HTTP / null filesystem', `${mb(httpUnshaped)} / ${mb(nullRead)} MiB/s`, ratio(httpUnshaped, nullRead)],
+      ['sequential 1 GiB, shaped: mount / plain HTTP', `${mb(mountShaped)} / ${mb(httpShaped)} MiB/s`, ratio(mountShaped, httpShaped)],
+      ['random 4 KiB preads, shaped: range requests per read', random.requestsPerRead.toFixed(2), ''],
+      ['random 4 KiB preads, shaped: KiB fetched per read', random.kibPerRead.toFixed(0), ''],
+      ['random 4 KiB preads, shaped: p50 / p99 latency', `${random.p50.toFixed(1)} / ${random.p99.toFixed(1)} ms`, ''],
+      ['8 readers, unshaped: aggregate, daemon peak RSS', `${mb(readers8.bytesPerSecond)} MiB/s, ${mb(readers8.peakRss)} MiB`, ''],
+      ['64 readers, unshaped: aggregate, daemon peak RSS', `${mb(readers64.bytesPerSecond)} MiB/s, ${mb(readers64.peakRss)} MiB`, ''],
+      ['5,000 small files, unshaped: files per second', small.filesPerSecond.toFixed(0), ''],
+      ['5,000 small files, unshaped: API calls per file', small.callsPerFile.toFixed(2), ''],
+    ];
+    const table = ['| measurement | figures | ratio |', '|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+    console.log(table);
+    await writeReport(table);
+    await daemon.stop();
+    await emulator.stop();
+  } finally {
+    await cleanup();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+async function writeReport(table) {
+  const file = join(REPO_ROOT, 'docs', 'benchmarks.md');
+  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
+  const section = [
+    '<!-- read-benchmark:start -->',
+    '## Read path (`npm run bench`)',
+    '',
+    `Run on ${new Date().toISOString().slice(0, 10)}, ${machine}. Command: \`npm run bench\` as root.`,
+    'Shaped means the emulator adds 20 ms per request and caps bandwidth at 100 MiB/s.',
+    '',
+    table,
+    '<!-- read-benchmark:end -->',
+  ].join('\n');
+  let text = await readFile(file, 'utf8').catch(() => '# Benchmarks\n');
+  const pattern = /<!-- read-benchmark:start -->[\s\S]*<!-- read-benchmark:end -->/;
+  text = pattern.test(text) ? text.replace(pattern, section) : `${text.trimEnd()}\n\n${section}\n`;
+  await writeFile(file, text);
+  console.log(`wrote ${file}`);
+}
+
+main().catch(async (err) => {
+  console.error(err);
+  await cleanup();
+  process.exit(1);
+});
