@@ -161,7 +161,7 @@ async function main() {
     const httpUnshaped = await httpDownload(emulator.url, token, '/big.bin');
     const mountUnshaped = await ddRead(big);
     const nullFs = await startNullFs(nullMount, BIG_BYTES);
-    const nullRead = await ddRead(join(nullMount, 'file'));
+    const nullRead = await ddRead(join(nullMount, 'zero'));
     await nullFs.stop();
 
     console.log('sequential, shaped (20 ms, 100 MiB/s)');

@@ -28,6 +28,7 @@ import {
   type FileMetadata,
   type TaggedMetadata,
 } from './metadata.js';
+import { scanFolderTree } from './folder-scan.js';
 import { RevisionStore } from './revisions.js';
 import { loadState, openStateFolder, saveState, type StateFolder } from './state-folder.js';
 
@@ -254,44 +255,11 @@ export class AccountState {
   }
 
   /**
-   * Scans `folder` (the root when undefined) for changes made on disk, journaling them.
-   * With `recursive` it scans every folder below; otherwise only new folders are descended
-   * into. Deletions are applied after additions, so a rename keeps its id. The caller holds
-   * the lock.
+   * Scans `folder` (the root when undefined) for changes made on disk and journals them; see
+   * folder-scan.ts. The caller holds the lock.
    */
-  async scanLocked(folder: Entry | undefined, recursive: boolean): Promise<void> {
-    const missing: string[] = [];
-    await this.scanFolder(folder ?? (await this.folder.rootEntry()), recursive, missing);
-    for (const pathLower of missing) {
-      this.forgetLocked(pathLower);
-    }
-  }
-
-  private async scanFolder(folder: Entry, recursive: boolean, missing: string[]): Promise<void> {
-    let children: Entry[];
-    try {
-      children = await this.folder.listChildren(folder);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        return;
-      }
-      throw error;
-    }
-    const present = new Set<string>();
-    for (const child of children) {
-      present.add(child.pathLower);
-      const before = this.catalog.get(child.pathLower);
-      const record = await this.reconcileLocked(child);
-      if (child.kind === 'folder' && (recursive || before !== record)) {
-        await this.scanFolder(child, recursive, missing);
-      }
-    }
-    for (const pathLower of this.catalog.childrenOf(folder.pathLower)) {
-      if (!present.has(pathLower)) {
-        missing.push(pathLower);
-      }
-    }
+  scanLocked(folder: Entry | undefined, recursive: boolean): Promise<void> {
+    return scanFolderTree(this, folder, recursive);
   }
 
   /** Writes catalog.json soon; several changes in a row cost one write. */

@@ -9,7 +9,7 @@ import { DataWatcher, DEFAULT_SCAN_INTERVAL_MS } from './data-watcher.js';
 import type { ContentHashCache } from './hash-cache.js';
 import { AuthorizationCodes } from './oauth-codes.js';
 import { DEFAULT_MAX_REVISION_BYTES } from './revisions.js';
-import { defaultStateDir } from './state-folder.js';
+import { defaultStateDir, removeOrphanedStateDirs } from './state-folder.js';
 import { TemporaryLinks } from './temporary-links.js';
 import type { EmulatorOptions } from './types.js';
 import { UploadSessions } from './upload-sessions.js';
@@ -37,8 +37,13 @@ export async function openEmulatorState(
   onError: (error: unknown) => void,
 ): Promise<EmulatorState> {
   const now = options.now ?? Date.now;
+  let stateDir = options.stateDir;
+  if (stateDir === undefined) {
+    stateDir = await defaultStateDir(options.dataDir);
+    await removeOrphanedStateDirs(stateDir);
+  }
   const account = await AccountState.open(folder, hashes, {
-    stateDir: options.stateDir ?? (await defaultStateDir(options.dataDir)),
+    stateDir,
     maxRevisionBytes: options.maxRevisionBytes ?? DEFAULT_MAX_REVISION_BYTES,
     now,
   });

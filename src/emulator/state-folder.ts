@@ -9,7 +9,10 @@
  *
  * The default location is `$XDG_STATE_HOME/dropbox-mount-emulator/<key>` when XDG_STATE_HOME
  * is set, else `<os.tmpdir()>/dropbox-mount-emulator-state/<key>`, where the key is a hash of
- * the data folder's real path, so each data folder keeps its own ids across restarts.
+ * the data folder's real path, so each data folder keeps its own ids across restarts. Each
+ * state folder records its data folder in `data-folder.txt`; opening a default state folder
+ * removes the sibling state folders whose data folder no longer exists, so tests that serve
+ * temporary data folders do not fill the temp folder.
  *
  * rename(2) cannot cross filesystems. When the state folder is on another device than the
  * data folder, temporary files go to `.dropbox.cache/` at the data folder's root instead.
@@ -17,9 +20,9 @@
  */
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { CatalogSnapshot } from './catalog.js';
 import type { RevisionRecord } from './revisions.js';
 
@@ -51,10 +54,35 @@ export async function defaultStateDir(dataDir: string): Promise<string> {
   return join(tmpdir(), 'dropbox-mount-emulator-state', key);
 }
 
+const DATA_FOLDER_MARKER = 'data-folder.txt';
+
+/** Removes default state folders next to `stateDir` whose data folder was deleted. */
+export async function removeOrphanedStateDirs(stateDir: string): Promise<void> {
+  const parent = dirname(stateDir);
+  const names = await readdir(parent).catch(() => [] as string[]);
+  for (const name of names) {
+    const candidate = join(parent, name);
+    const dataDir = await readFile(join(candidate, DATA_FOLDER_MARKER), 'utf8').catch(() => null);
+    if (candidate !== stateDir && dataDir !== null && !(await exists(dataDir))) {
+      await rm(candidate, { recursive: true, force: true });
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
 /** Creates the state folder's layout and picks the temporary folder (see the file comment). */
 export async function openStateFolder(root: string, dataDir: string): Promise<StateFolder> {
   const revsDir = join(root, 'revs');
   await mkdir(revsDir, { recursive: true });
+  await writeFile(join(root, DATA_FOLDER_MARKER), dataDir);
   let tmpDir = join(root, 'tmp');
   await mkdir(tmpDir, { recursive: true });
   if ((await stat(tmpDir)).dev !== (await stat(dataDir)).dev) {

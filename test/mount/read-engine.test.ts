@@ -1,7 +1,9 @@
 // The read engine through a real mount: threads doing interleaved preads on one file, a file
 // replaced on the emulator while a handle is open, and a download body cut mid-stream.
 
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +42,35 @@ for t in threads: t.join()
 print(len(errors), errors[:3])
 `;
 
+// Reads the first MiB of a file, prints "ready", waits for a line on stdin, then reads the rest
+// in order plus one block far away (a new request), and prints the SHA-256 of each part.
+const HOLD_OPEN_SCRIPT = `
+import hashlib, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+head = os.pread(fd, 1 << 20, 0)
+print("ready", flush=True)
+sys.stdin.readline()
+rest = b""
+while len(head) + len(rest) < size:
+    chunk = os.pread(fd, 1 << 17, len(head) + len(rest))
+    if not chunk: break
+    rest += chunk
+far = os.pread(fd, 4096, size - 8192)
+print(hashlib.sha256(head + rest).hexdigest(), hashlib.sha256(far).hexdigest(), flush=True)
+`;
+
+async function postJson(url: string, body: unknown): Promise<void> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
 function seededBytes(size: number, seed: number): Buffer {
   const random = new SeededRandom(seed);
   const out = Buffer.alloc(size);
@@ -61,9 +92,11 @@ describe.skipIf(!fuse.ok)('read engine through the mount', () => {
     await mkdir(source);
     await mkdir(mountpoint);
     await writeFile(path.join(source, 'random.bin'), seededBytes(24 * 1024 * 1024, 11));
+    await writeFile(path.join(source, 'replaced.bin'), seededBytes(6 * 1024 * 1024, 12));
     const configFile = path.join(workDir, 'config.json');
     emulator = await spawnEmulator({ dataDir: source, configFile });
-    daemon = await spawnDaemon({ mountpoint, config: configFile });
+    // A short listing TTL lets a new open see the replaced file within the test.
+    daemon = await spawnDaemon({ mountpoint, config: configFile, extraArgs: ['--dir-cache-time', '1'] });
   });
 
   afterAll(async () => {
@@ -80,5 +113,64 @@ describe.skipIf(!fuse.ok)('read engine through the mount', () => {
     );
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trim()).toBe('0 []');
+  });
+
+  it('open handle keeps its revision after a remote replace', async () => {
+    const original = await readFile(path.join(source, 'replaced.bin'));
+    const replacement = seededBytes(original.length, 13);
+    const child = spawn('/usr/bin/python3', ['-c', HOLD_OPEN_SCRIPT, path.join(mountpoint, 'replaced.bin')]);
+    let stdout = '';
+    let stderr = '';
+    let replaced = false;
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const lines = new Promise<string[]>((resolve) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes('ready') && !replaced) {
+          replaced = true;
+          postJson(`${emulator.url}/_emulator/files/write`, {
+            path: '/replaced.bin',
+            content_base64: replacement.toString('base64'),
+          }).then(() => child.stdin.write('go\n'), (err: unknown) => {
+            stderr += String(err);
+            child.kill();
+          });
+        }
+      });
+      child.on('close', () => resolve(stdout.split('\n')));
+    });
+    const output = await lines;
+    expect(stderr).toBe('');
+    const hashes = output.find((line) => /^[0-9a-f]{64} [0-9a-f]{64}$/.test(line))?.split(' ');
+    expect(hashes?.[0]).toBe(sha256(original));
+    expect(hashes?.[1]).toBe(sha256(original.subarray(original.length - 8192, original.length - 4096)));
+
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const cat = await run('sh', ['-c', 'sha256sum < "$1"', 'sh', path.join(mountpoint, 'replaced.bin')]);
+    expect(cat.stdout.split(' ')[0]).toBe(sha256(replacement));
+  });
+
+  it('cut body resumes at the right offset', async () => {
+    await fetch(`${emulator.url}/_emulator/calls`, { method: 'DELETE' });
+    await postJson(`${emulator.url}/_emulator/faults`, {
+      route: 'files/download',
+      fault: 'cut-after',
+      bytes: 1048576,
+      times: 1,
+    });
+    const file = path.join(mountpoint, 'random.bin');
+    const drop = await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+    expect(drop.code, drop.stderr).toBe(0);
+    const result = await run('sh', ['-c', 'sha256sum < "$1"', 'sh', file]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.split(' ')[0]).toBe(sha256(await readFile(path.join(source, 'random.bin'))));
+    const downloads = (await emulator.calls()).filter((call) => call.route === 'files/download');
+    expect(downloads).toHaveLength(2);
+    expect(downloads[0]?.range).toBe('bytes=0-25165823');
+    // The resume starts at the first byte not received. Bytes the emulator wrote just before
+    // destroying the socket can be lost with it, so that is at most 1 MiB, and close to it.
+    const resumeAt = Number(/^bytes=(\d+)-25165823$/.exec(downloads[1]?.range ?? '')?.[1]);
+    expect(resumeAt).toBeLessThanOrEqual(1048576);
+    expect(resumeAt).toBeGreaterThan(1048576 - 256 * 1024);
   });
 });
