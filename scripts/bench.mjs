@@ -174,6 +174,9 @@ async function main() {
     await setShaping(emulator.url, UNSHAPED);
 
     console.log('concurrent readers, unshaped');
+    // Listing the folder first makes the emulator hash its files, which the first reader would
+    // otherwise wait for.
+    await run('ls', ['-l', join(mountpoint, 'readers')]);
     const readers8 = await concurrentReaders(mountpoint, 8, daemon.child.pid);
     const readers64 = await concurrentReaders(mountpoint, 64, daemon.child.pid);
 

@@ -6,11 +6,13 @@ import type { Config } from './config/config.js';
 import { DropboxClient } from './dropbox/client.js';
 import type { Metadata } from './dropbox/types.js';
 import { MetadataCache } from './cache/metadata-cache.js';
+import { ChangeWatcher } from './cache/change-watcher.js';
 import { DropboxFilesystem } from './fs/filesystem.js';
 import { mount, type Mounted } from './fuse/mount.js';
 import type { Logger } from './log/logger.js';
 import { DropboxMountError } from './errors.js';
 import { ApiError } from './dropbox/errors.js';
+import { describeError } from './fs/errno.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -24,7 +26,16 @@ export interface DaemonOptions {
   fileMode: number;
   dirMode: number;
   memoryBudgetBytes: number;
+  /** Watch for remote changes with longpoll and apply them to the cache; default true. */
+  poll?: boolean;
+  /**
+   * Entries a whole-tree listing at mount may fill the cache with; 0 turns the prefetch off.
+   * Default 100,000.
+   */
+  prefetchLimit?: number;
 }
+
+const DEFAULT_PREFETCH_LIMIT = 100_000;
 
 export interface Daemon {
   client: DropboxClient;
@@ -64,10 +75,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       opDeadlineMs: options.opDeadlineMs,
       fsname: `dropbox:${rootPath || '/'}`,
     });
+    const prefetchCursor = startPrefetch(cache, options.prefetchLimit ?? DEFAULT_PREFETCH_LIMIT, log);
+    let watcher: ChangeWatcher | undefined;
+    if (options.poll ?? true) {
+      watcher = new ChangeWatcher({ client, cache, rootPath, log });
+      watcher.start(prefetchCursor);
+    }
     return {
       client,
       fs,
       stop: async () => {
+        await watcher?.stop();
         await mounted.unmount();
         await client.close();
       },
@@ -76,6 +94,30 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     await client.close();
     throw err;
   }
+}
+
+/**
+ * Starts the whole-tree prefetch in the background and returns its final cursor, or undefined
+ * when it is off, over its limit or failed. Lookups wait for it while it runs.
+ */
+function startPrefetch(cache: MetadataCache, limit: number, log: Logger): Promise<string | undefined> {
+  if (limit <= 0) return Promise.resolve(undefined);
+  const started = performance.now();
+  return cache.prefetch(limit).then(
+    (outcome) => {
+      const ms = Math.round(performance.now() - started);
+      if ('overLimit' in outcome) {
+        log.info({ limit, entries: outcome.entryCount, ms }, 'tree over the prefetch limit; folders are listed when first used');
+        return undefined;
+      }
+      log.info({ entries: outcome.entryCount, folders: outcome.listings.size, ms }, 'tree prefetched');
+      return outcome.cursor;
+    },
+    (err: unknown) => {
+      log.warn({ err: describeError(err) }, 'tree prefetch failed; folders are listed when first used');
+      return undefined;
+    },
+  );
 }
 
 /**

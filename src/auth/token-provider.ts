@@ -127,7 +127,7 @@ function tokenError(status: number, text: string): AuthError {
     return new AuthError(
       tag,
       'Dropbox rejected the refresh token (invalid_grant): it was revoked or is wrong; get a new ' +
-        'one as the README section "Using a real Dropbox account" shows, and set refreshToken in the config',
+        'one with `dropbox-mount login --app-key APP_KEY --force`, which rewrites the config file',
     );
   }
   if (tag === 'invalid_client') {

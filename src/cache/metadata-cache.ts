@@ -5,12 +5,19 @@
  *
  * Invariant: a node is served from cache only while younger than `ttlMs`. Listings are bounded
  * by their total entry count, so a folder of 100,000 entries weighs what its entries weigh.
+ *
+ * Remote changes arrive through `applyChanges` (from the change watcher), in the order Dropbox
+ * reports them. A listing or node fetched while changes were applied is returned but not kept,
+ * because it may predate a change that was already applied.
  */
 import { LRUCache } from 'lru-cache';
 import type { DropboxClient } from '../dropbox/client.js';
+import { ApiError } from '../dropbox/errors.js';
 import type { ListFolderResult, Metadata } from '../dropbox/types.js';
 import { Errno, FsError } from '../fs/errno.js';
-import { keyOf, splitPath, toDropboxPath } from './paths.js';
+import { toNode } from './nodes.js';
+import { keyOf, mountKeyOf, splitPath, toDropboxPath } from './paths.js';
+import { prefetchTree, type PrefetchOutcome } from './tree-prefetch.js';
 
 export interface Node {
   kind: 'file' | 'dir';
@@ -45,6 +52,9 @@ export interface MetadataCacheOptions {
 // of calls per folder down.
 const LIST_PAGE_LIMIT = 2000;
 
+// Names known not to exist, kept apart from listings so that they cannot push listings out.
+const MAX_NEGATIVE_ENTRIES = 10_000;
+
 export class MetadataCache {
   readonly #options: MetadataCacheOptions;
   readonly #nodes: LRUCache<string, Node>;
@@ -52,6 +62,17 @@ export class MetadataCache {
   readonly #pendingLookups = new Map<string, Promise<Node>>();
   readonly #pendingListings = new Map<string, Promise<Listing>>();
   readonly #uncachedListings = new Set<string>();
+  /** Keys of paths that `get_metadata` or an uncacheable listing reported missing. */
+  readonly #negative: LRUCache<string, true>;
+  readonly #rootKey: string;
+  /**
+   * Counts applied change batches and clears, so a fetch can tell it raced one.
+   * NOTE: one counter for the whole tree, so on an account that changes more often than a
+   * folder takes to list, such listings are returned but never kept.
+   */
+  #generation = 0;
+  /** Set while a prefetch runs; lookups wait for it instead of listing folder by folder. */
+  #prefetching: Promise<void> | undefined;
   readonly stats = { hits: 0, misses: 0 };
 
   constructor(options: MetadataCacheOptions) {
@@ -62,6 +83,8 @@ export class MetadataCache {
       sizeCalculation: (listing) => listing.children.size + 1,
       ttl: options.ttlMs,
     });
+    this.#negative = new LRUCache({ max: MAX_NEGATIVE_ENTRIES, ttl: options.ttlMs });
+    this.#rootKey = keyOf(options.rootPath);
   }
 
   rootNode(): Node {
@@ -84,6 +107,7 @@ export class MetadataCache {
    */
   async lookup(path: string): Promise<Node> {
     if (path === '/') return this.rootNode();
+    if (this.#prefetching) await this.#prefetching;
     const key = keyOf(path);
     const { parent, name } = splitPath(path);
     const parentKey = keyOf(parent);
@@ -92,14 +116,25 @@ export class MetadataCache {
       this.stats.hits++;
       return this.#found(cached, path);
     }
+    if (this.#negative.has(key)) {
+      this.stats.hits++;
+      return this.#found(null, path);
+    }
     this.stats.misses++;
     if (this.#uncachedListings.has(parentKey)) {
       return this.#singleFlight(this.#pendingLookups, key, () => this.#fetchNode(path, key));
     }
     const parentNode = await this.lookup(parent);
     if (parentNode.kind !== 'dir') throw new FsError(Errno.ENOTDIR, `${parent} is not a folder`);
+    const generation = this.#generation;
     const listing = await this.listing(parent);
-    return this.#found(listing.children.get(keyOf(name)) ?? null, path);
+    const child = listing.children.get(keyOf(name)) ?? null;
+    // A listing too large to cache answers this name once; the negative entry saves a
+    // get_metadata on every later lookup of the same missing name.
+    if (child === null && this.#uncachedListings.has(parentKey) && generation === this.#generation) {
+      this.#negative.set(key, true);
+    }
+    return this.#found(child, path);
   }
 
   /**
@@ -107,6 +142,7 @@ export class MetadataCache {
    * @throws FsError ENOTDIR or ENOENT, and client errors.
    */
   async listing(path: string): Promise<Listing> {
+    if (this.#prefetching) await this.#prefetching;
     const key = keyOf(path);
     const cached = this.#listings.get(key);
     if (cached) {
@@ -119,9 +155,99 @@ export class MetadataCache {
 
   /** Drops everything cached, for tests and for a remote change the cache cannot apply. */
   clear(): void {
+    this.#generation++;
     this.#nodes.clear();
     this.#listings.clear();
     this.#uncachedListings.clear();
+    this.#negative.clear();
+  }
+
+  /**
+   * Lists the whole tree under the root in one recursive listing and caches the listing of
+   * every folder. Lookups and listings made meanwhile wait for it. Returns the listings and
+   * the final cursor, or `overLimit` when the tree has more than `maxEntries` entries. Then
+   * nothing is cached and folders are listed one by one as before.
+   * @throws client errors; lookups then list folder by folder.
+   */
+  async prefetch(maxEntries: number): Promise<PrefetchOutcome> {
+    const { client, rootPath, dirMtimeMs } = this.#options;
+    const generation = this.#generation;
+    const running = prefetchTree({ client, rootPath, maxEntries, dirMtimeMs });
+    this.#prefetching = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      const outcome = await running;
+      if ('listings' in outcome && generation === this.#generation) {
+        for (const [key, listing] of outcome.listings) this.#store(key, listing);
+      }
+      return outcome;
+    } finally {
+      this.#prefetching = undefined;
+    }
+  }
+
+  /**
+   * Applies remote changes from `list_folder/continue`, in order: a file or folder replaces the
+   * entry at its path in its parent's listing when that listing is cached, and a deletion
+   * removes it. A deletion, a file, or a folder where none was, also drops everything cached
+   * under that path, because a folder's contents there are gone or unknown.
+   */
+  applyChanges(entries: readonly Metadata[]): void {
+    if (entries.length === 0) return;
+    this.#generation++;
+    const droppedSubtrees = new Set<string>();
+    for (const entry of entries) {
+      const key = mountKeyOf(this.#rootKey, entry.path_lower ?? entry.path_display ?? '');
+      if (key === undefined) continue;
+      if (key === '/') {
+        // The root folder itself: only its deletion matters, and then nothing cached is valid.
+        if (entry['.tag'] === 'deleted') {
+          this.clear();
+          droppedSubtrees.clear();
+        }
+        continue;
+      }
+      const parentListing = this.#listings.get(splitPath(key).parent);
+      const childKey = keyOf(entry.name);
+      const previous = parentListing?.children.get(childKey) ?? this.#nodes.peek(key);
+      const node = toNode(entry, this.#options.dirMtimeMs);
+      this.#negative.delete(key);
+      this.#nodes.delete(key);
+      if (node === undefined || node.kind === 'file' || previous?.kind !== 'dir') droppedSubtrees.add(key);
+      if (node === undefined) parentListing?.children.delete(childKey);
+      else parentListing?.children.set(childKey, node);
+    }
+    if (droppedSubtrees.size > 0) this.#dropSubtrees(droppedSubtrees);
+  }
+
+  // Drops every listing, node and negative entry at or below the given keys, in one pass over
+  // each cache, so that a batch of 2,000 changes costs one walk and not 2,000.
+  #dropSubtrees(roots: ReadonlySet<string>): void {
+    const isDropped = (key: string): boolean => {
+      for (let ancestor = key; ancestor.length > 1; ancestor = ancestor.slice(0, ancestor.lastIndexOf('/'))) {
+        if (roots.has(ancestor)) return true;
+      }
+      return false;
+    };
+    // Keys are collected first, because lru-cache does not promise a walk that survives deletes.
+    const dropFrom = (cache: { keys(): Iterable<string>; delete(key: string): boolean }): void => {
+      for (const key of [...cache.keys()].filter(isDropped)) cache.delete(key);
+    };
+    dropFrom(this.#listings);
+    dropFrom(this.#nodes);
+    dropFrom(this.#negative);
+    for (const key of [...this.#uncachedListings]) {
+      if (isDropped(key)) this.#uncachedListings.delete(key);
+    }
+  }
+
+  #store(key: string, listing: Listing): void {
+    // lru-cache refuses an item larger than maxSize; such a folder answers lookups with
+    // get_metadata rather than being listed again for every name.
+    if (listing.children.size + 1 > this.#options.maxEntries) this.#uncachedListings.add(key);
+    else this.#listings.set(key, listing);
   }
 
   // Returns the child from a cached listing, null when the listing lacks it, or undefined
@@ -138,18 +264,32 @@ export class MetadataCache {
   }
 
   async #fetchNode(path: string, key: string): Promise<Node> {
-    const { client, rootPath } = this.#options;
-    const metadata = await client.rpc<Metadata>('files/get_metadata', {
-      path: toDropboxPath(rootPath, path),
-    });
-    const node = this.#toNode(metadata);
-    if (!node) throw new FsError(Errno.ENOENT, `${path} does not exist`);
-    this.#nodes.set(key, node);
+    const { client, rootPath, dirMtimeMs } = this.#options;
+    const generation = this.#generation;
+    let metadata: Metadata;
+    try {
+      metadata = await client.rpc<Metadata>('files/get_metadata', {
+        path: toDropboxPath(rootPath, path),
+      });
+    } catch (err) {
+      if (err instanceof ApiError && err.has('not_found') && generation === this.#generation) {
+        this.#negative.set(key, true);
+      }
+      throw err;
+    }
+    const node = toNode(metadata, dirMtimeMs);
+    const unchanged = generation === this.#generation;
+    if (!node) {
+      if (unchanged) this.#negative.set(key, true);
+      throw new FsError(Errno.ENOENT, `${path} does not exist`);
+    }
+    if (unchanged) this.#nodes.set(key, node);
     return node;
   }
 
   async #fetchListing(path: string, key: string): Promise<Listing> {
-    const { client, rootPath } = this.#options;
+    const { client, rootPath, dirMtimeMs } = this.#options;
+    const generation = this.#generation;
     let page = await client.rpc<ListFolderResult>('files/list_folder', {
       path: toDropboxPath(rootPath, path),
       limit: LIST_PAGE_LIMIT,
@@ -157,7 +297,7 @@ export class MetadataCache {
     const children = new Map<string, Node>();
     for (;;) {
       for (const entry of page.entries) {
-        const node = this.#toNode(entry);
+        const node = toNode(entry, dirMtimeMs);
         const childKey = keyOf(entry.name);
         if (node && !children.has(childKey)) children.set(childKey, node);
       }
@@ -167,32 +307,9 @@ export class MetadataCache {
       });
     }
     const listing: Listing = { children };
-    // lru-cache refuses an item larger than maxSize; such a folder answers lookups with
-    // get_metadata rather than being listed again for every name.
-    if (children.size + 1 > this.#options.maxEntries) this.#uncachedListings.add(key);
-    else this.#listings.set(key, listing);
+    if (generation === this.#generation) this.#store(key, listing);
+    else if (children.size + 1 > this.#options.maxEntries) this.#uncachedListings.add(key);
     return listing;
-  }
-
-  #toNode(metadata: Metadata): Node | undefined {
-    const pathDisplay = metadata.path_display ?? metadata.name;
-    if (metadata['.tag'] === 'folder') {
-      const { dirMtimeMs } = this.#options;
-      return { kind: 'dir', name: metadata.name, pathDisplay, id: metadata.id, size: 0, mtimeMs: dirMtimeMs };
-    }
-    if (metadata['.tag'] !== 'file') return undefined;
-    return {
-      kind: 'file',
-      name: metadata.name,
-      pathDisplay,
-      id: metadata.id,
-      rev: metadata.rev,
-      size: metadata.size,
-      // fuse-native packs times as unsigned milliseconds, so a date before 1970 would wrap
-      // into the far future; it shows as the epoch instead.
-      mtimeMs: Math.max(0, Date.parse(metadata.client_modified) || 0),
-      contentHash: metadata.content_hash,
-    };
   }
 
   async #singleFlight<T>(

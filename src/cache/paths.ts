@@ -19,3 +19,15 @@ export function splitPath(path: string): { parent: string; name: string } {
 export function toDropboxPath(rootPath: string, path: string): string {
   return path === '/' ? rootPath : rootPath + path;
 }
+
+/**
+ * Returns the cache key of the mount path that a Dropbox `path_lower` names, `/` for the mount
+ * root itself, or undefined for a path outside the root. `rootKey` is the key of the root's
+ * Dropbox path (`""` for the whole account).
+ */
+export function mountKeyOf(rootKey: string, pathLower: string): string | undefined {
+  const key = keyOf(pathLower);
+  if (key === rootKey) return '/';
+  if (!key.startsWith(`${rootKey}/`)) return undefined;
+  return key.slice(rootKey.length);
+}

@@ -8,11 +8,15 @@ import { hideBin } from 'yargs/helpers';
 import { DropboxMountError, UsageError } from '../errors.js';
 import { mountCommand } from './mount-command.js';
 import { emulatorCommand } from './emulator-command.js';
+import { loginCommand } from './login-command.js';
+import { checkCommand } from './check-command.js';
 
 async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('dropbox-mount')
     .command(emulatorCommand)
+    .command(loginCommand)
+    .command(checkCommand)
     .command(mountCommand)
     .strict()
     .help()

@@ -23,6 +23,9 @@ interface MountArgs {
   fileMode: string;
   dirMode: string;
   logLevel: LogLevel;
+  poll: boolean;
+  prefetch: boolean;
+  prefetchLimit: number;
 }
 
 export const mountCommand: CommandModule<object, MountArgs> = {
@@ -77,6 +80,21 @@ function withMountOptions(yargs: Argv<object>) {
     })
     .option('file-mode', { type: 'string', default: '0444', describe: 'Permission bits of files (octal)' })
     .option('dir-mode', { type: 'string', default: '0555', describe: 'Permission bits of folders (octal)' })
+    .option('poll', {
+      type: 'boolean',
+      default: true,
+      describe: 'Watch Dropbox for changes (longpoll) and apply them to cached metadata; --no-poll turns it off',
+    })
+    .option('prefetch', {
+      type: 'boolean',
+      default: true,
+      describe: 'List the whole tree in one recursive listing at mount; --no-prefetch lists folders when first used',
+    })
+    .option('prefetch-limit', {
+      type: 'number',
+      default: 100_000,
+      describe: 'Maximum entries the prefetch loads; a larger tree is listed folder by folder instead',
+    })
     .option('log-level', {
       choices: LOG_LEVELS,
       default: 'info' as LogLevel,
@@ -103,6 +121,8 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     memoryBudgetBytes: wholeNumber(args.memoryLimit, 'memory-limit', 8, 1_048_576) * 1024 * 1024,
     fileMode: parseMode(args.fileMode, 'file-mode'),
     dirMode: parseMode(args.dirMode, 'dir-mode'),
+    poll: args.poll,
+    prefetchLimit: args.prefetch ? wholeNumber(args.prefetchLimit, 'prefetch-limit', 1, 100_000_000) : 0,
   });
   log.info({ mountpoint, config: configFile, root: config.root }, 'mounted');
   await waitForSignal(daemon, log);
@@ -154,8 +174,8 @@ function waitForSignal(daemon: Daemon, log: Logger): Promise<void> {
 }
 
 // Node timers and lru-cache TTLs take whole milliseconds up to 2^31 - 1 (about 24.8 days), and
-// a larger timer would fire at once; so larger values are capped, which is what someone who
-// writes a huge value means.
+// a larger timer would fire at once. Larger values are therefore capped, which is what someone
+// who writes a huge value means.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function secondsToMs(value: number, option: string): number {

@@ -57,6 +57,7 @@ export class DropboxClient {
   readonly #options: ClientOptions;
   readonly #dispatcher: Agent;
   readonly #downloads: Agent;
+  readonly #notify: Agent;
   readonly #retry: RetryPolicy;
   readonly tokens: TokenProvider;
   /** Requests sent, by route, for `status` and tests. */
@@ -66,8 +67,8 @@ export class DropboxClient {
     this.#options = options;
     this.#retry = options.retry ?? DEFAULT_RETRY_POLICY;
     // An Agent keeps a pool of keep-alive connections per origin. Downloads get an Agent of
-    // their own with no connection limit, because each open file may hold a streaming response
-    // for as long as it is open: in a shared, bounded pool, files held open by one program would
+    // their own with no connection limit, because each open file may keep a streaming response
+    // for as long as it is open. In a shared, bounded pool, files kept open by one program would
     // queue every metadata call and every other download behind them.
     const agentOptions = {
       keepAliveTimeout: 30_000,
@@ -76,6 +77,8 @@ export class DropboxClient {
     };
     this.#dispatcher = new Agent({ ...agentOptions, connections: 32 });
     this.#downloads = new Agent(agentOptions);
+    // A longpoll keeps its connection busy for minutes, so it gets a pool of its own too.
+    this.#notify = new Agent(agentOptions);
     const { config } = options;
     this.tokens = new TokenProvider({
       tokenUrl: `${config.apiUrl}/oauth2/token`,
@@ -108,6 +111,33 @@ export class DropboxClient {
   }
 
   /**
+   * Calls an RPC route on the notify host, which takes no Authorization header
+   * (`files/list_folder/longpoll`), and returns its JSON result. Sent once, with no retry,
+   * because the caller polls in a loop with its own backoff. `timeoutMs` bounds the wait for
+   * the response headers and the body, and must exceed the longest time the route may hold the
+   * request.
+   * @throws ApiError, BadRequestError or RetryableStatusError as `rpc` decodes them, network
+   *   errors as undici raises them, and an AbortError when `signal` aborts.
+   */
+  async notifyRpc<T>(route: string, arg: unknown, options: { timeoutMs: number; signal?: AbortSignal }): Promise<T> {
+    const { log } = this.#options;
+    const started = performance.now();
+    this.requestCounts.set(route, (this.requestCounts.get(route) ?? 0) + 1);
+    const response = await request(`${this.#options.config.notifyUrl}/2/${route}`, {
+      method: 'POST',
+      dispatcher: this.#notify,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(arg),
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      signal: options.signal,
+    });
+    log.debug({ route, status: response.statusCode, ms: Math.round(performance.now() - started) }, 'http');
+    const checked = await this.#checkStatus(route, response);
+    return JSON.parse(await checked.body.text()) as T;
+  }
+
+  /**
    * Starts a download of `path` (a path, `id:` or `rev:`), optionally of one byte range. The
    * caller must consume or destroy `body`.
    * @throws RangeNotSatisfiableError when `range.start` is at or past the end of the file, and
@@ -136,7 +166,7 @@ export class DropboxClient {
 
   /** Ends every connection at once, aborting requests in flight, so shutdown never waits. */
   async close(): Promise<void> {
-    await Promise.all([this.#dispatcher.destroy(), this.#downloads.destroy()]);
+    await Promise.all([this.#dispatcher.destroy(), this.#downloads.destroy(), this.#notify.destroy()]);
   }
 
   async #send(attempt: Attempt): Promise<Dispatcher.ResponseData> {

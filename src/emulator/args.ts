@@ -3,6 +3,7 @@
  * rejected, as the real API does (`unknown field 'pat'`), so a client typo fails here too.
  */
 
+import type { IncomingHttpHeaders } from 'node:http';
 import { badInput } from './errors.js';
 
 /** `union`: a tag string or an object with `.tag`, decoded by the route; `list`: any array. */
@@ -20,6 +21,14 @@ export type StructSpec = Record<string, FieldSpec>;
 
 /** Source of the argument, as the error text names it. */
 export type ArgSource = 'request body' | 'HTTP header "Dropbox-API-Arg"' | 'URL parameter "arg"';
+
+/**
+ * Returns the source of an upload or download route's argument: the `Dropbox-API-Arg`
+ * header when the request has one, else the `arg` URL parameter.
+ */
+export function contentArgSource(headers: IncomingHttpHeaders): ArgSource {
+  return typeof headers['dropbox-api-arg'] === 'string' ? 'HTTP header "Dropbox-API-Arg"' : 'URL parameter "arg"';
+}
 
 /** Parses JSON text of an argument; rejects with 400 `could not decode input as JSON`. */
 export function decodeJsonArg(route: string, source: ArgSource, text: string): unknown {

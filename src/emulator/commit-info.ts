@@ -70,7 +70,8 @@ export function checkCommitFormats(route: string, source: string, clientModified
 }
 
 /**
- * Resolves a WritePathOrId to path components. An `id:` names an existing entry, and a
+ * Resolves a WritePathOrId to path components. `argument` names the value in a 400 text,
+ * e.g. `HTTP header "Dropbox-API-Arg": path`. An `id:` names an existing entry, and a
  * relative part after it may name something new below it.
  * NOTE: an unknown id fails as `malformed_path`; Dropbox's error for it is not documented.
  */
@@ -78,6 +79,7 @@ export async function writeComponentsOf(
   context: EmulatorContext,
   route: string,
   path: string,
+  argument: string,
   fail: FailWith,
 ): Promise<string[]> {
   const malformed = (): HttpError => fail({ '.tag': 'malformed_path' });
@@ -85,11 +87,12 @@ export async function writeComponentsOf(
     route,
     pattern: 'writePathOrId',
     rootNamespaceId: context.account.rootNamespaceId,
+    argument,
     malformed,
   });
   if (ref.kind === 'path') {
     if (ref.components.length === 0) {
-      throw badInput(route, 'path: The root folder is unsupported.');
+      throw badInput(route, `${argument}: The root folder is unsupported.`);
     }
     return ref.components;
   }

@@ -4,7 +4,7 @@
  * because route names are unique across them.
  */
 
-import { decodeJsonArg, validateStruct, validateVoid, type ArgSource } from './args.js';
+import { contentArgSource, decodeJsonArg, validateStruct, validateVoid, type ArgSource } from './args.js';
 import type { EmulatorContext } from './context.js';
 import { badInput, plainError } from './errors.js';
 import { drainBody, readBody, sendJson, type Exchange } from './exchange.js';
@@ -124,7 +124,7 @@ function headerOrQueryArg(
   routeName: string,
 ): { source: ArgSource; text: string } {
   const header = exchange.req.headers['dropbox-api-arg'];
-  if (typeof header === 'string') {
+  if (contentArgSource(exchange.req.headers) === 'HTTP header "Dropbox-API-Arg"' && typeof header === 'string') {
     // Node exposes header bytes as Latin-1. Clients should send ASCII with \u escapes, but
     // Dropbox now accepts raw UTF-8 as well, so the bytes are decoded as UTF-8.
     const text = Buffer.from(header, 'latin1').toString('utf8');

@@ -26,9 +26,14 @@ export class HttpError extends Error {
 const TEXT = 'text/plain; charset=utf-8';
 const JSON_TYPE = 'application/json';
 
-/** Creates a 400 with Dropbox's plain-text wording for bad input to `route`. */
+/**
+ * Creates a 400 with Dropbox's plain-text wording for bad input to `route`. The text names a
+ * versioned route with a colon, as Dropbox's server does: `files/upload_session/append:2`
+ * for the URL `files/upload_session/append_v2`.
+ */
 export function badInput(route: string, detail: string): HttpError {
-  return new HttpError(400, TEXT, `Error in call to API function "${route}": ${detail}`);
+  const name = route.replace(/_v(\d+)$/, ':$1');
+  return new HttpError(400, TEXT, `Error in call to API function "${name}": ${detail}`);
 }
 
 /** Creates a plain-text error that is not about one API route (404, 405, 416). */

@@ -15,6 +15,7 @@
 import { open } from 'node:fs/promises';
 import { contentHashOf } from '../dropbox/content-hash.js';
 import { toHeaderSafeJson } from '../dropbox/header-json.js';
+import { contentArgSource } from './args.js';
 import type { EmulatorContext } from './context.js';
 import { pathLookupError, routeError } from './errors.js';
 import { sendBody, type Exchange } from './exchange.js';
@@ -31,7 +32,8 @@ export const exportRoute: DownloadRoute = {
   auth: 'user',
   arg: { path: { type: 'string', required: true }, export_format: { type: 'string' } },
   async handle(context: EmulatorContext, exchange: Exchange, arg: { path: string; export_format?: string }) {
-    const { metadata, diskPath } = await findFile(context, 'files/export', arg.path);
+    const argument = `${contentArgSource(exchange.req.headers)}: path`;
+    const { metadata, diskPath } = await findFile(context, 'files/export', arg.path, argument);
     if (metadata.is_downloadable || metadata.export_info === undefined) {
       throw routeError({ '.tag': 'non_exportable' });
     }
@@ -67,8 +69,13 @@ export const getTemporaryLinkRoute: RpcRoute = {
   },
 };
 
-async function findFile(context: EmulatorContext, route: string, path: string) {
-  const ref = parsePath(path, { route, pattern: 'readPath', rootNamespaceId: context.account.rootNamespaceId });
+async function findFile(context: EmulatorContext, route: string, path: string, argument = 'request body: path') {
+  const ref = parsePath(path, {
+    route,
+    pattern: 'readPath',
+    rootNamespaceId: context.account.rootNamespaceId,
+    argument,
+  });
   const entry = await lookupEntry(context, ref);
   if (entry === null) {
     throw pathLookupError('not_found');

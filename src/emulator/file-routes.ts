@@ -49,7 +49,7 @@ export const deleteRoute: RpcRoute = {
   arg: { path: { type: 'string', required: true }, parent_rev: { type: 'string' } },
   async handle(context: EmulatorContext, arg: { path: string; parent_rev?: string }) {
     const lookupFailed = (error: ErrorUnion) => routeError({ '.tag': 'path_lookup', path_lookup: error });
-    const entry = await findSource(context, 'files/delete_v2', arg.path, lookupFailed);
+    const entry = await findSource(context, 'files/delete_v2', arg.path, 'path', lookupFailed);
     const metadata = await describeOrFail(context, entry, lookupFailed);
     if (arg.parent_rev !== undefined && (metadata['.tag'] !== 'file' || metadata.rev !== arg.parent_rev)) {
       // NOTE: Dropbox does not document the error for a stale parent_rev; a conflict is the
@@ -84,9 +84,9 @@ function relocationRoute(name: string, copy: boolean): RpcRoute {
     arg: RELOCATION_ARG,
     async handle(context: EmulatorContext, arg: RelocationArg): Promise<{ metadata: TaggedMetadata }> {
       const fromFailed = (error: ErrorUnion) => routeError({ '.tag': 'from_lookup', from_lookup: error });
-      const from = await findSource(context, name, arg.from_path, fromFailed);
+      const from = await findSource(context, name, arg.from_path, 'from_path', fromFailed);
       const toFailed = (writeError: ErrorUnion) => routeError({ '.tag': 'to', to: writeError });
-      const toComponents = await writeComponentsOf(context, name, arg.to_path, toFailed);
+      const toComponents = await writeComponentsOf(context, name, arg.to_path, 'request body: to_path', toFailed);
       const { account } = context.state;
       const request = { from, toComponents, autorename: arg.autorename ?? false, copy };
       const metadata = await account.exclusive(() =>
@@ -104,12 +104,14 @@ async function findSource(
   context: EmulatorContext,
   route: string,
   path: string,
+  field: string,
   fail: (error: ErrorUnion) => Error,
 ): Promise<Entry> {
   const ref = parsePath(path, {
     route,
     pattern: 'writePathOrId',
     rootNamespaceId: context.account.rootNamespaceId,
+    argument: `request body: ${field}`,
     malformed: () => fail({ '.tag': 'malformed_path' }) as never,
   });
   const entry = await lookupEntry(context, ref);

@@ -40,6 +40,11 @@ export interface ParsePathOptions {
   pattern: PathPattern;
   /** Numeric id of the account's root namespace, which `ns:` paths may name. */
   rootNamespaceId: string;
+  /**
+   * Where the value came from, as the 400 text names it: the argument source and the field,
+   * e.g. `HTTP header "Dropbox-API-Arg": path`. Default `request body: path`.
+   */
+  argument?: string;
   /** Builds the route's error for a malformed path; default 409 `path/malformed_path`. */
   malformed?: () => HttpError;
 }
@@ -68,14 +73,15 @@ export function parsePath(value: string, options: ParsePathOptions): PathRef {
     }
     return { kind: 'path', components: splitPath(ns[2] ?? '', malformed) };
   }
+  const argument = options.argument ?? 'request body: path';
   if (value === '/') {
-    throw badInput(options.route, `request body: path: ${ROOT_SLASH_MESSAGES[options.pattern]}`);
+    throw badInput(options.route, `${argument}: ${ROOT_SLASH_MESSAGES[options.pattern]}`);
   }
   const rootAllowed = options.pattern === 'pathROrId';
   if (!value.startsWith('/') && !(rootAllowed && value === '')) {
     throw badInput(
       options.route,
-      `request body: path: '${value}' did not match pattern '${PATH_PATTERNS[options.pattern]}'`,
+      `${argument}: '${value}' did not match pattern '${PATH_PATTERNS[options.pattern]}'`,
     );
   }
   return { kind: 'path', components: splitPath(value, malformed) };

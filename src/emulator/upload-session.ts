@@ -4,8 +4,8 @@
  * with `correct_offset`, which clients use to resume. A closed session takes no more
  * appends (`closed`). Finish commits like files/upload; its errors nest the lookup error
  * under `lookup_failed` and the WriteError under `path`.
- * NOTE: concurrent sessions are accepted as sequential ones; only "no data in start" is
- * checked for them.
+ * NOTE: concurrent sessions are accepted as sequential ones; only "no data and no close in
+ * start" is checked for them.
  */
 
 import { truncate } from 'node:fs/promises';
@@ -23,7 +23,7 @@ import { badInput, routeError, type ErrorUnion, type HttpError } from './errors.
 import type { Exchange } from './exchange.js';
 import type { FileMetadata } from './metadata.js';
 import type { UploadRoute } from './route-table.js';
-import { discardBody, receiveBody } from './upload-body.js';
+import { discardBody, receiveBody, type ReceivedBody } from './upload-body.js';
 import type { UploadSession } from './upload-sessions.js';
 import { commitFileLocked } from './write-ops.js';
 
@@ -48,10 +48,7 @@ export const uploadSessionStartRoute: UploadRoute = {
     const received = await receiveBody(exchange, session.file, 0);
     const concurrent = arg.session_type === 'concurrent'
       || (arg.session_type as { '.tag'?: string } | undefined)?.['.tag'] === 'concurrent';
-    const problem = received.tooLarge ? 'payload_too_large'
-      : concurrent && received.bytes > 0 ? 'concurrent_session_data_not_allowed'
-        : arg.content_hash !== undefined && arg.content_hash !== received.contentHash ? 'content_hash_mismatch'
-          : null;
+    const problem = startProblem(received, concurrent, arg);
     if (problem !== null) {
       await sessions.remove(session.id);
       throw routeError({ '.tag': problem });
@@ -98,7 +95,7 @@ export const uploadSessionFinishRoute: UploadRoute = {
     await appendBody(exchange, session, arg.content_hash, (error) =>
       error['.tag'] === 'incorrect_offset' ? lookupFailed(error) : routeError(error));
     const fail = (writeError: ErrorUnion) => routeError({ '.tag': 'path', path: writeError });
-    const components = await writeComponentsOf(context, FINISH, commit.path, fail);
+    const components = await writeComponentsOf(context, FINISH, commit.path, `${SOURCE}: commit: path`, fail);
     const request = {
       components,
       mode,
@@ -115,6 +112,27 @@ export const uploadSessionFinishRoute: UploadRoute = {
     return metadata;
   },
 };
+
+/** Returns the UploadSessionStartError tag for a start call, or null when it succeeds. */
+function startProblem(
+  received: ReceivedBody,
+  concurrent: boolean,
+  arg: { close?: boolean; content_hash?: string },
+): string | null {
+  if (received.tooLarge) {
+    return 'payload_too_large';
+  }
+  if (concurrent && received.bytes > 0) {
+    return 'concurrent_session_data_not_allowed';
+  }
+  if (concurrent && arg.close === true) {
+    return 'concurrent_session_close_not_allowed';
+  }
+  if (arg.content_hash !== undefined && arg.content_hash !== received.contentHash) {
+    return 'content_hash_mismatch';
+  }
+  return null;
+}
 
 /** Finds the cursor's session and checks its offset; drains the body before rejecting. */
 async function openSession(

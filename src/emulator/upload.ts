@@ -16,6 +16,7 @@ import {
   writeComponentsOf,
   type CommitInfoArg,
 } from './commit-info.js';
+import { contentArgSource } from './args.js';
 import type { EmulatorContext } from './context.js';
 import { routeError, type ErrorUnion } from './errors.js';
 import type { Exchange } from './exchange.js';
@@ -25,7 +26,6 @@ import { receiveBody } from './upload-body.js';
 import { commitFileLocked } from './write-ops.js';
 
 const UPLOAD = 'files/upload';
-const SOURCE = 'HTTP header "Dropbox-API-Arg"';
 
 type UploadArg = CommitInfoArg & { content_hash?: string };
 
@@ -35,12 +35,13 @@ export const uploadRoute: UploadRoute = {
   auth: 'user',
   arg: { ...COMMIT_INFO_FIELDS, ...CONTENT_HASH_FIELD },
   async handle(context: EmulatorContext, exchange: Exchange, arg: UploadArg): Promise<FileMetadata> {
-    const mode = parseWriteMode(UPLOAD, SOURCE, arg.mode);
-    checkCommitFormats(UPLOAD, SOURCE, arg.client_modified, arg.content_hash);
+    const source = contentArgSource(exchange.req.headers);
+    const mode = parseWriteMode(UPLOAD, source, arg.mode);
+    checkCommitFormats(UPLOAD, source, arg.client_modified, arg.content_hash);
     // UploadWriteFailed names a session id even for a single-request upload.
     const sessionId = 'pid_upload_session:' + randomBytes(24).toString('base64url');
     const fail = (reason: ErrorUnion) => routeError({ '.tag': 'path', reason, upload_session_id: sessionId });
-    const components = await writeComponentsOf(context, UPLOAD, arg.path, fail);
+    const components = await writeComponentsOf(context, UPLOAD, arg.path, `${source}: path`, fail);
     const { account } = context.state;
     const tempFile = join(account.stateFolder.tmpDir, `upload-${randomBytes(12).toString('hex')}`);
     try {

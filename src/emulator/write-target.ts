@@ -74,9 +74,10 @@ export async function createParentsLocked(state: AccountState, target: WriteTarg
 export type AutorenameStyle = 'number' | 'conflicted copy';
 
 /**
- * Returns the first free autorename variant of the target's name: `name (1).ext`,
- * `name (2).ext`, … for `number`, and `name (conflicted copy).ext`, then
- * `name (conflicted copy 2).ext`, … for an update conflict. Folders have no extension.
+ * Returns the first free autorename variant of the target's name: `name (2).ext`,
+ * `name (3).ext`, … for `number` (Dropbox's first renamed copy is `(2)`), and
+ * `name (conflicted copy).ext`, then `name (conflicted copy 2).ext`, … for an update
+ * conflict. Folders have no extension.
  */
 export async function autorenamed(
   state: AccountState,
@@ -88,7 +89,7 @@ export async function autorenamed(
   const split = !isFolder && dot > 0;
   const stem = split ? target.name.slice(0, dot) : target.name;
   const extension = split ? target.name.slice(dot) : '';
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = style === 'number' ? 2 : 1; ; attempt++) {
     const suffix = style === 'number'
       ? ` (${attempt})`
       : attempt === 1 ? ' (conflicted copy)' : ` (conflicted copy ${attempt})`;

@@ -16,7 +16,7 @@ export interface MountOptions {
   log: Logger;
   /** Seconds the kernel caches attributes and names before asking again. */
   attrTimeoutSeconds: number;
-  /** Milliseconds an op may take before it is answered with EIO. */
+  /** Milliseconds an op may take before it fails with EIO. */
   opDeadlineMs: number;
   /** Text shown as the source in `mount` and `df`. */
   fsname: string;
@@ -27,7 +27,7 @@ export interface Mounted {
 }
 
 // Options fuse-native has no setting for, added to its -o string.
-// - ro: the kernel refuses writes itself, and access(W_OK) and the mount table say read-only.
+// - ro: the kernel rejects writes itself, and access(W_OK) and the mount table show read-only.
 // - max_background and congestion_threshold: the kernel's default of 12 background requests
 //   caps parallel buffered reads; with 64 parallel readers each waiting 100 ms, raising it cut
 //   the wall time from 0.63 s to 0.20 s (measured on this binding, libfuse 2.9.9, 2 vCPUs).
@@ -51,7 +51,8 @@ export async function mount(options: MountOptions): Promise<Mounted> {
     // runOp enforces its own deadline with EIO; fuse-native's timer would race it.
     timeout: false,
     // Keep the page cache across opens while size and mtime are unchanged, so a re-read of an
-    // unchanged file costs no request; a new rev changes the mtime or size and drops it.
+    // unchanged file costs no request. A new rev usually changes the mtime or size, which
+    // drops it (docs/SEMANTICS.md names the exception).
     autoCache: true,
     // The kernel caches attributes and names this long. fuse-native drops the option when it
     // is 0, so 0 means the libfuse default of 1 s.
@@ -96,7 +97,7 @@ async function unmount(mountpoint: string, log: Logger): Promise<void> {
 }
 
 // Lazy unmount (-z) detaches the mount even while files are open, so shutdown never waits on
-// a program that holds one.
+// a program that keeps one open.
 function runUnmountCommand(mountpoint: string): Promise<void> {
   const [command, args] =
     process.platform === 'darwin'

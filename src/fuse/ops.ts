@@ -1,6 +1,6 @@
 /**
  * The fuse-native op table: one small wrapper per op that passes the call to DropboxFilesystem
- * and answers through runOp. Write ops answer EROFS, because this mount is read-only.
+ * and replies through runOp. Write ops return EROFS, because this mount is read-only.
  */
 import type { DropboxFilesystem } from '../fs/filesystem.js';
 import { Errno } from '../fs/errno.js';
@@ -47,8 +47,8 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
     read: (path: string, fh: number, buf: Buffer, length: number, position: number, cb: Callback) =>
       runOp(context, 'read', path, cb, async () => {
         const data = await fs.read(fh, position, length);
-        // The kernel's buffer is only valid until the op is answered, so the copy happens in
-        // the answer step, which runOp skips when the deadline already answered.
+        // The kernel's buffer is only valid until the reply, so the copy happens in the reply
+        // step, which runOp skips when the deadline has already replied.
         return () => [data.copy(buf, 0, 0, Math.min(data.length, length))];
       }),
 
@@ -58,8 +58,8 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
         return [0];
       }),
 
-    // Write access is refused here as well as by the `ro` mount option, because access(2)
-    // answers from this op when the kernel does not check permissions itself.
+    // Write access is rejected here as well as by the `ro` mount option, because access(2)
+    // returns this op's result when the kernel does not check permissions itself.
     access: (path: string, mode: number, cb: Callback) =>
       runOp(context, 'access', path, cb, async () => {
         await fs.getattr(path);

@@ -1,13 +1,16 @@
 /**
  * Reads of one open file, served from range downloads of the revision seen at open.
  *
- * A sequential reader gets one streaming response that runs to the end of the file, so reading a
- * file start to end costs one request (plus one per cut connection, resumed at the byte where the
- * body stopped). The kernel sends read-ahead requests out of order and several at a time, so
- * reads are served in arrival order with two allowances that avoid a new request: a short forward
- * gap is skipped on the open stream, and a short step back is served from the bytes kept behind
- * the stream position. Any other read fetches the 128 KiB block that holds it, through a block
- * cache shared by all handles.
+ * A sequential reader gets streaming responses whose ranges grow eightfold, from 1 MiB to 8, 64
+ * and 512 MiB, then 1 GiB at most. A 100 MB file therefore costs four requests, plus one per cut
+ * connection, resumed at the byte where the body stopped. Each request is one round trip, and
+ * the response streams at the pace of the reader, so the window ahead of the reader is what the
+ * server has sent and the socket buffers hold. The kernel sends read-ahead requests out of order
+ * and several at a time, so reads are served in arrival order with two allowances that avoid a
+ * new request: a short forward gap is skipped on the open stream, and a short step back is served
+ * from the bytes kept behind the stream position. A read elsewhere fetches the 128 KiB block that
+ * holds it, through a block cache shared by all handles; a run of reads becomes sequential once
+ * it covers 256 KiB.
  *
  * A read that reaches the end of a file read in order from byte 0 checks the bytes against the
  * file's content hash, and fails with EIO on a mismatch.
@@ -28,15 +31,24 @@ import { ByteWindow } from './byte-window.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { RangeStream } from './range-stream.js';
 
-// The kernel reads in 128 KiB requests and keeps up to 12 in flight (max_background), so a
-// reordering spans at most 1.5 MiB. Skipping that much on an open stream is cheaper than a new
-// round trip; keeping as much behind serves the late arrivals.
+// The kernel reads in 128 KiB requests. With its default read-ahead of 128 KiB, reads arrive at
+// most a few requests out of order, as the call log of a dd through the mount shows. Skipping up
+// to 2 MiB on an open stream is cheaper than a new round trip. Keeping 1 MiB behind serves the
+// late arrivals while 64 open files stay within the default memory budget.
 const MAX_FORWARD_SKIP_BYTES = 2 * 1024 * 1024;
-const BEHIND_BYTES = 2 * 1024 * 1024;
-// What a window keeps when the memory budget is over: one kernel read request.
+const BEHIND_BYTES = 1024 * 1024;
+// Bytes a window keeps when the memory budget is over: one kernel read request.
 const MIN_BEHIND_BYTES = 128 * 1024;
 /** Size of the block a random read fetches: one kernel read request. */
 export const BLOCK_BYTES = 128 * 1024;
+// The first range of a sequential run; each next range is eight times the run so far. A reader
+// that stops early (`file`, `head`) costs at most the first range.
+const FIRST_WINDOW_BYTES = 1024 * 1024;
+const WINDOW_GROWTH = 8;
+const MAX_WINDOW_BYTES = 1024 * 1024 * 1024;
+// A run of reads away from the start of the file counts as sequential once it is this long, so
+// that the kernel's read-ahead after one random read does not open a large range.
+const SEQUENTIAL_MIN_RUN_BYTES = 2 * BLOCK_BYTES;
 // Consecutive failures at one offset before the read fails with EIO.
 const MAX_RESUMES = 3;
 // A stream left unread this long is closed, so that a program holding files open without
@@ -55,7 +67,7 @@ export interface RangeReaderOptions {
   client: DropboxClient;
   /** Mount path, for log lines. */
   path: string;
-  /** What downloads name: `rev:...` to pin the revision, or a path when the rev is unknown. */
+  /** Download path: `rev:...` to pin the revision, or a path when the rev is unknown. */
   downloadPath: string;
   file: FileVersion;
   budget: MemoryBudget;
@@ -70,6 +82,8 @@ export class RangeReader {
   #hashedBytes = 0;
   #stream: RangeStream | undefined;
   #lastReadEnd = 0;
+  // Start of the current run of reads that each began near where the previous one ended.
+  #runStart = 0;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   #failure: FsError | undefined;
@@ -106,6 +120,7 @@ export class RangeReader {
   async #read(position: number, length: number): Promise<Buffer> {
     if (this.#closed) throw new Error('read after close');
     if (this.#failure) throw this.#failure;
+    if (Math.abs(position - this.#lastReadEnd) > MAX_FORWARD_SKIP_BYTES) this.#runStart = position;
     const wanted = Math.max(0, Math.min(length, this.#options.file.size - position));
     const out = Buffer.allocUnsafe(wanted);
     let filled = 0;
@@ -118,7 +133,7 @@ export class RangeReader {
         continue;
       }
       try {
-        const taken = await this.#fill(offset, out, filled, position);
+        const taken = await this.#fill(offset, out, filled);
         if (taken === 0) break;
         filled += taken;
         failures = 0;
@@ -137,10 +152,10 @@ export class RangeReader {
     return filled === wanted ? out : out.subarray(0, filled);
   }
 
-  // Copies bytes at `offset` into `out`, from the open stream when it can reach `offset`, from a
-  // new stream for a sequential read, or from a cached block for a random read. Returns the
-  // number of bytes copied, 0 at the end of the file.
-  async #fill(offset: number, out: Buffer, outOffset: number, readStart: number): Promise<number> {
+  // Copies bytes at `offset` into `out`: from the open stream when it can reach `offset`, from a
+  // cached block, from a new stream for a sequential run, or else from a newly fetched block.
+  // Returns the number of bytes copied, 0 at the end of the file.
+  async #fill(offset: number, out: Buffer, outOffset: number): Promise<number> {
     const stream = this.#stream;
     const reachable =
       stream !== undefined &&
@@ -148,10 +163,13 @@ export class RangeReader {
       offset - stream.position <= MAX_FORWARD_SKIP_BYTES &&
       offset < stream.end;
     if (reachable) return this.#takeFromStream(stream, offset, out, outOffset);
+    const cached = this.#copyFromCachedBlock(offset, out, outOffset);
+    if (cached > 0) return cached;
     const openAt = this.#openOffset(offset);
-    const sequential = openAt === this.#lastReadEnd || readStart === this.#lastReadEnd;
-    if (!sequential) return this.#copyFromBlock(offset, out, outOffset);
-    const opened = await this.#open(openAt);
+    const runBytes = openAt - this.#runStart;
+    if (openAt !== 0 && runBytes < SEQUENTIAL_MIN_RUN_BYTES) return this.#copyFromBlock(offset, out, outOffset);
+    const window = Math.min(MAX_WINDOW_BYTES, Math.max(FIRST_WINDOW_BYTES, WINDOW_GROWTH * runBytes));
+    const opened = await this.#open(openAt, window);
     if (!opened) return 0;
     return this.#takeFromStream(opened, offset, out, outOffset);
   }
@@ -162,39 +180,43 @@ export class RangeReader {
     return stream.take(out, outOffset, out.length - outOffset, sink);
   }
 
-  // The kernel's first read-ahead requests can arrive before the read they follow, so a read
-  // shortly after the previous end opens the stream at that end: the bytes skipped to reach it
-  // go to the behind window, where the late read finds them. Bytes the window already holds
-  // are not fetched again.
+  // The kernel's first read-ahead requests can arrive before the read they follow. So a read
+  // shortly after the previous end opens the stream at that end, and the bytes skipped to reach
+  // it go to the behind window, where the late read finds them. Bytes already in the window are
+  // not fetched again.
   #openOffset(offset: number): number {
     const base = this.#behind.holds(this.#lastReadEnd) ? this.#behind.end : this.#lastReadEnd;
     const gap = offset - base;
     return gap > 0 && gap <= MAX_FORWARD_SKIP_BYTES ? base : offset;
   }
 
-  async #open(offset: number): Promise<RangeStream | undefined> {
+  async #open(offset: number, windowBytes: number): Promise<RangeStream | undefined> {
     this.#dropStream();
     const { client, downloadPath, file } = this.#options;
     if (offset >= file.size) return undefined;
     this.requests++;
-    const download = await client.download(downloadPath, { start: offset, end: file.size - 1 });
+    const end = Math.min(file.size, offset + windowBytes) - 1;
+    const download = await client.download(downloadPath, { start: offset, end });
     const stream = new RangeStream(download.body, download.offset, download.offset + download.length);
     this.#stream = stream;
     return stream;
   }
 
+  #copyFromCachedBlock(offset: number, out: Buffer, outOffset: number): number {
+    const { file, blockCache } = this.#options;
+    const blockStart = offset - (offset % BLOCK_BYTES);
+    const block = blockCache.get(BlockCache.key(file.id, file.rev, blockStart));
+    return block ? block.copy(out, outOffset, offset - blockStart) : 0;
+  }
+
   async #copyFromBlock(offset: number, out: Buffer, outOffset: number): Promise<number> {
     const { client, downloadPath, file, blockCache } = this.#options;
     const blockStart = offset - (offset % BLOCK_BYTES);
-    const key = BlockCache.key(file.id, file.rev, blockStart);
-    let block = blockCache.get(key);
-    if (!block) {
-      const end = Math.min(file.size, blockStart + BLOCK_BYTES) - 1;
-      this.requests++;
-      const download = await client.download(downloadPath, { start: blockStart, end });
-      block = await readAll(download.body, end - blockStart + 1);
-      blockCache.set(key, block);
-    }
+    const end = Math.min(file.size, blockStart + BLOCK_BYTES) - 1;
+    this.requests++;
+    const download = await client.download(downloadPath, { start: blockStart, end });
+    const block = await readAll(download.body, end - blockStart + 1);
+    blockCache.set(BlockCache.key(file.id, file.rev, blockStart), block);
     return block.copy(out, outOffset, offset - blockStart);
   }
 

@@ -114,7 +114,7 @@ describe('DropboxClient against the emulator', () => {
     await bad.close();
     expect(error).toBeInstanceOf(AuthError);
     expect((error as AuthError).tag).toBe('invalid_grant');
-    expect((error as Error).message).toContain('Using a real Dropbox account');
+    expect((error as Error).message).toContain('dropbox-mount login --app-key');
     expect((error as Error).message).not.toContain('not-the-token');
   });
 });

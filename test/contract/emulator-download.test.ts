@@ -143,6 +143,24 @@ describe('emulator files/download', () => {
     expect(json.text).toContain('Bad HTTP "Content-Type" header');
   });
 
+  it('sends multi-chunk files and ranges intact', async () => {
+    // Larger than the body sender's three 1 MiB buffers, with a tail that is not a whole chunk.
+    const large = randomBytes(5 * 1024 * 1024 + 123);
+    await writeFile(join(test.dataDir, 'large.bin'), large);
+    const whole = await download({ path: '/large.bin' });
+    expect(whole.status).toBe(200);
+    expect(whole.body.length).toBe(large.length);
+    expect(whole.body.equals(large)).toBe(true);
+    const start = 1024 * 1024 - 10;
+    const end = 3 * 1024 * 1024 + 5;
+    const partial = await download({ path: '/large.bin' }, { Range: `bytes=${start}-${end}` });
+    expect(partial.status).toBe(206);
+    expect(partial.headers['content-range']).toBe(`bytes ${start}-${end}/${large.length}`);
+    expect(partial.body.equals(large.subarray(start, end + 1))).toBe(true);
+    const calls = test.emulator.calls().filter((call) => call.route === 'files/download');
+    expect(calls.map((call) => call.bytes)).toEqual([large.length, end - start + 1]);
+  });
+
   it('closes the file when the client aborts', async () => {
     const bigPath = join(test.dataDir, 'big.bin');
     await writeFile(bigPath, Buffer.alloc(64 * 1024 * 1024, 1));

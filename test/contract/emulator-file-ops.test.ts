@@ -41,7 +41,7 @@ describe('emulator folder, delete, move and copy routes', () => {
     const again = await conflict('files/create_folder_v2', { path: '/a/b' });
     expect(again.error).toEqual({ '.tag': 'path', path: { '.tag': 'conflict', conflict: { '.tag': 'folder' } } });
     const renamed = await ok('files/create_folder_v2', { path: '/A/B', autorename: true });
-    expect((renamed.metadata as Json).name).toBe('B (1)');
+    expect((renamed.metadata as Json).name).toBe('B (2)');
     const disallowed = await conflict('files/create_folder_v2', { path: '/.dropbox' });
     expect(disallowed.error).toEqual({ '.tag': 'path', path: { '.tag': 'disallowed_name' } });
   });
@@ -80,7 +80,7 @@ describe('emulator folder, delete, move and copy routes', () => {
     const taken = await conflict('files/move_v2', { from_path: '/other.txt', to_path: '/new/dst/inner/f.txt' });
     expect(taken.error).toEqual({ '.tag': 'to', to: { '.tag': 'conflict', conflict: { '.tag': 'file' } } });
     const renamed = await ok('files/move_v2', { from_path: '/other.txt', to_path: '/new/dst/inner/f.txt', autorename: true });
-    expect((renamed.metadata as Json).name).toBe('f (1).txt');
+    expect((renamed.metadata as Json).name).toBe('f (2).txt');
     const missing = await conflict('files/move_v2', { from_path: '/nope', to_path: '/x' });
     expect(missing.error).toEqual({ '.tag': 'from_lookup', from_lookup: { '.tag': 'not_found' } });
   });

@@ -61,9 +61,9 @@ describe('emulator files/upload', () => {
     });
     expect(conflict.error_summary).toMatch(/^path\/conflict\/file\/\.{0,3}$/);
     const renamed = await upload({ path: '/a.txt', autorename: true }, 'two');
-    expect(renamed.name).toBe('a (1).txt');
+    expect(renamed.name).toBe('a (2).txt');
     const again = await upload({ path: '/a.txt', autorename: true }, 'three');
-    expect(again.name).toBe('a (2).txt');
+    expect(again.name).toBe('a (3).txt');
     const overwritten = await upload({ path: '/A.TXT', mode: { '.tag': 'overwrite' } }, 'four');
     expect(overwritten.id).toBe(first.id);
     expect(overwritten.rev).not.toBe(first.rev);

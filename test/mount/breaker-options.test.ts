@@ -82,7 +82,7 @@ describe.skipIf(!fuse.ok)('option edge values', () => {
     const config = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;
     config.refreshToken = 'not-the-emulator-refresh-token';
     const badConfig = path.join(workDir, 'wrong-token.json');
-    await writeFile(badConfig, JSON.stringify(config));
+    await writeFile(badConfig, JSON.stringify(config), { mode: 0o600 });
 
     const result = await run('node', [CLI_PATH, mountpoint, '--config', badConfig]);
     expect(result.code).not.toBe(0);

@@ -45,7 +45,7 @@ describe('daemon input errors', () => {
 
   it('bad config exits 2 naming the field', async () => {
     const config = path.join(workDir, 'bad.json');
-    await writeFile(config, JSON.stringify({ appKey: 'k', appSecret: 'do-not-print-me' }));
+    await writeFile(config, JSON.stringify({ appKey: 'k', appSecret: 'do-not-print-me' }), { mode: 0o600 });
     const result = await run('node', [CLI_PATH, path.join(workDir, 'mnt'), '--config', config]);
     expect(result.code).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
@@ -56,7 +56,7 @@ describe('daemon input errors', () => {
 
   it('missing mountpoint exits 2 with the fix', async () => {
     const config = path.join(workDir, 'ok.json');
-    await writeFile(config, JSON.stringify({ appKey: 'k', refreshToken: 't' }));
+    await writeFile(config, JSON.stringify({ appKey: 'k', refreshToken: 't' }), { mode: 0o600 });
     const missing = path.join(workDir, 'no-such-dir');
     const result = await run('node', [CLI_PATH, missing, '--config', config]);
     expect(result.code).toBe(2);
@@ -66,7 +66,7 @@ describe('daemon input errors', () => {
 
   it('invalid option value exits 2 naming it', async () => {
     const config = path.join(workDir, 'ok.json');
-    await writeFile(config, JSON.stringify({ appKey: 'k', refreshToken: 't' }));
+    await writeFile(config, JSON.stringify({ appKey: 'k', refreshToken: 't' }), { mode: 0o600 });
     const result = await run('node', [
       CLI_PATH,
       path.join(workDir, 'mnt'),
@@ -115,7 +115,8 @@ describe.skipIf(!fuse.ok)('mount with the emulator stopped', () => {
     daemon = await spawnDaemon({
       mountpoint,
       config: configFile,
-      extraArgs: ['--request-timeout', '5'],
+      // Without the prefetch, `ls later` must ask the server, which this test needs to be down.
+      extraArgs: ['--request-timeout', '5', '--no-prefetch'],
     });
   });
 

@@ -21,7 +21,7 @@ describe('parseConfig', () => {
 
   it.each([
     [{ refreshToken: 't' }, /missing field "appKey"/],
-    [{ appKey: 'k' }, /missing field "refreshToken".*Using a real Dropbox account/],
+    [{ appKey: 'k' }, /missing field "refreshToken".*dropbox-mount login --app-key/],
     [{ appKey: '', refreshToken: 't' }, /field "appKey" must be a non-empty string/],
     [{ appKey: 'k', refreshToken: 't', root: 'Photos' }, /"Photos" must start with "\/"/],
     [{ appKey: 'k', refreshToken: 't', root: 5 }, /field "root" must be a string/],
@@ -67,13 +67,13 @@ describe('loadConfig', () => {
 
   it('names invalid JSON', async () => {
     const file = join(await mkdtemp(join(tmpdir(), 'dbxm-config-')), 'bad.json');
-    await writeFile(file, '{"appKey": ');
+    await writeFile(file, '{"appKey": ', { mode: 0o600 });
     await expect(loadConfig(file)).rejects.toThrow(/is not valid JSON/);
   });
 
   it('reads a valid file', async () => {
     const file = join(await mkdtemp(join(tmpdir(), 'dbxm-config-')), 'ok.json');
-    await writeFile(file, JSON.stringify({ ...valid, root: '/Docs/' }));
+    await writeFile(file, JSON.stringify({ ...valid, root: '/Docs/' }), { mode: 0o600 });
     const config = await loadConfig(file);
     expect(config.root).toBe('/Docs');
     expect(config.file).toBe(file);

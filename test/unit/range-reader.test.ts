@@ -71,14 +71,33 @@ function makeReader(client: DropboxClient, size: number, contentHash?: string, b
 }
 
 describe('RangeReader', () => {
-  it('reads a file start to end with one request', async () => {
-    const content = makeContent(5 * 1024 * KIB + 17, 1);
+  it('reads a file start to end with growing ranges', async () => {
+    const content = makeContent(40 * 1024 * KIB + 17, 1);
     const { client, ranges } = fakeClient(content, { chunkBytes: 64 * KIB });
     const reader = makeReader(client, content.length);
     const parts: Buffer[] = [];
     for (let pos = 0; pos < content.length; pos += 128 * KIB) parts.push(await reader.read(pos, 128 * KIB));
     expect(Buffer.concat(parts).equals(content)).toBe(true);
-    expect(ranges).toEqual([{ start: 0, end: content.length - 1 }]);
+    const MIB = 1024 * KIB;
+    expect(ranges).toEqual([
+      { start: 0, end: MIB - 1 },
+      { start: MIB, end: 9 * MIB - 1 },
+      { start: 9 * MIB, end: content.length - 1 },
+    ]);
+  });
+
+  it('fetches at most two blocks for a short run', async () => {
+    const content = makeContent(8 * 1024 * KIB, 21);
+    const { client, ranges } = fakeClient(content, { chunkBytes: 16 * KIB });
+    const reader = makeReader(client, content.length);
+    const at = 5 * 1024 * KIB + 8 * KIB;
+    await reader.read(at, 4 * KIB);
+    await reader.read(at + 4 * KIB, 64 * KIB);
+    await reader.read(at + 68 * KIB, 128 * KIB);
+    expect(ranges).toEqual([
+      { start: 5 * 1024 * KIB, end: 5 * 1024 * KIB + 128 * KIB - 1 },
+      { start: 5 * 1024 * KIB + 128 * KIB, end: 5 * 1024 * KIB + 256 * KIB - 1 },
+    ]);
   });
 
   it('serves reordered read-ahead without a new request', async () => {
@@ -90,10 +109,14 @@ describe('RangeReader', () => {
     order.forEach((block, i) => {
       expect(results[i]?.equals(content.subarray(block * 128 * KIB, (block + 1) * 128 * KIB))).toBe(true);
     });
-    expect(ranges).toHaveLength(1);
+    // Reordered reads cost no request beyond the growing ranges themselves.
+    expect(ranges).toEqual([
+      { start: 0, end: 1024 * KIB - 1 },
+      { start: 1024 * KIB, end: content.length - 1 },
+    ]);
   });
 
-  it('opens one stream when read-ahead overtakes the first read', async () => {
+  it('opens one range when read-ahead overtakes', async () => {
     const content = makeContent(2 * 1024 * KIB, 7);
     const { client, ranges } = fakeClient(content, { chunkBytes: 32 * KIB });
     const reader = makeReader(client, content.length);
@@ -102,7 +125,7 @@ describe('RangeReader', () => {
       const data = await reader.read(block * 128 * KIB, 128 * KIB);
       expect(data.equals(content.subarray(block * 128 * KIB, (block + 1) * 128 * KIB))).toBe(true);
     }
-    expect(ranges).toEqual([{ start: 0, end: content.length - 1 }]);
+    expect(ranges).toEqual([{ start: 0, end: 1024 * KIB - 1 }]);
   });
 
   it('fetches a small window for a random read', async () => {

@@ -1,0 +1,203 @@
+/**
+ * The change watcher: keeps the metadata cache in step with Dropbox. It keeps a recursive
+ * cursor for the mount root, waits on `list_folder/longpoll` (notify host, no Authorization
+ * header) until something changes, then applies the changes from `list_folder/continue` to the
+ * cache in the order Dropbox returns them.
+ *
+ * On a `reset` error, or a cursor the server no longer accepts, it takes a new cursor and drops
+ * everything cached, because the changes in between cannot be replayed. Other errors are
+ * retried with exponential backoff, so the loop never spins on a failing server.
+ */
+import type { DropboxClient } from '../dropbox/client.js';
+import { ApiError, BadRequestError } from '../dropbox/errors.js';
+import type { ListFolderResult } from '../dropbox/types.js';
+import { describeError } from '../fs/errno.js';
+import type { Logger } from '../log/logger.js';
+import type { MetadataCache } from './metadata-cache.js';
+
+export interface ChangeWatcherOptions {
+  client: DropboxClient;
+  cache: MetadataCache;
+  /** Dropbox path of the mount root: `""` for the whole account or `/Some/Folder`. */
+  rootPath: string;
+  log: Logger;
+  /** Seconds a longpoll waits for a change, 30 to 480 as Dropbox accepts; default 30. */
+  longpollTimeoutSeconds?: number;
+  /** First and largest delay between attempts after an error, in ms; default 1,000 and 60,000. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+}
+
+interface LongpollResult {
+  changes: boolean;
+  /** Seconds to wait before the next longpoll. */
+  backoff?: number;
+}
+
+const DEFAULT_LONGPOLL_TIMEOUT_SECONDS = 30;
+// ListFolderLongpollArg.timeout (Dropbox API v2 docs): the request blocks up to `timeout` plus
+// up to 90 s of random jitter, so the HTTP timeout is that sum plus a margin for the network.
+const LONGPOLL_JITTER_SECONDS = 90;
+const LONGPOLL_MARGIN_SECONDS = 30;
+
+/** Raised inside the loop when the watcher is stopped, to leave it from any await. */
+class StoppedError extends Error {}
+
+export class ChangeWatcher {
+  readonly #options: ChangeWatcherOptions;
+  readonly #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  constructor(options: ChangeWatcherOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Starts the watch loop in the background. `initialCursor` resolves to a final cursor to
+   * continue from, such as a prefetch's, or to undefined to start from the current state.
+   */
+  start(initialCursor: Promise<string | undefined> = Promise.resolve(undefined)): void {
+    if (this.#loop !== undefined) throw new Error('the change watcher is already running');
+    this.#loop = this.#run(initialCursor).catch((err: unknown) => {
+      if (!(err instanceof StoppedError)) {
+        this.#options.log.error({ err: describeError(err) }, 'change watcher stopped by an error');
+      }
+    });
+  }
+
+  /** Stops the loop and waits for it to end; a request in flight is abandoned, not awaited. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#loop;
+  }
+
+  async #run(initialCursor: Promise<string | undefined>): Promise<void> {
+    const { cache, log } = this.#options;
+    let cursor = await this.#untilStopped(initialCursor.catch(() => undefined));
+    let cacheIsStale = false;
+    let failures = 0;
+    log.info({ seeded: cursor !== undefined }, 'change watcher started');
+    for (;;) {
+      try {
+        if (cursor === undefined) {
+          cursor = await this.#latestCursor();
+          // Cleared only once the new cursor exists: anything listed from here on is at least as
+          // new as the cursor, and replaying a change onto it again does no harm.
+          if (cacheIsStale) {
+            cache.clear();
+            cacheIsStale = false;
+            log.info('metadata cache cleared after a cursor reset');
+          }
+        }
+        const poll = await this.#longpoll(cursor);
+        if (poll.changes) cursor = await this.#applyChanges(cursor);
+        failures = 0;
+        if (poll.backoff !== undefined && poll.backoff > 0) {
+          log.debug({ seconds: poll.backoff }, 'longpoll asked for backoff');
+          await this.#sleep(poll.backoff * 1000);
+        }
+      } catch (err) {
+        if (err instanceof StoppedError || this.#abort.signal.aborted) throw new StoppedError();
+        failures++;
+        // A cursor lost once is taken again at once. A second loss before a good poll, or
+        // an error while taking a new cursor, waits like any other failure.
+        if (cursor !== undefined && isLostCursor(err)) {
+          log.warn({ err: describeError(err), failures }, 'change cursor reset; dropping the metadata cache');
+          cursor = undefined;
+          cacheIsStale = true;
+          if (failures === 1) continue;
+        }
+        const delayMs = this.#retryDelayMs(failures);
+        log.warn({ err: describeError(err), failures, delayMs }, 'watching for changes failed; retrying');
+        await this.#sleep(delayMs);
+      }
+    }
+  }
+
+  async #latestCursor(): Promise<string> {
+    // Deletions come back from continue whether or not the cursor asked for them.
+    const { cursor } = await this.#untilStopped(
+      this.#options.client.rpc<{ cursor: string }>('files/list_folder/get_latest_cursor', {
+        path: this.#options.rootPath,
+        recursive: true,
+      }),
+    );
+    return cursor;
+  }
+
+  async #longpoll(cursor: string): Promise<LongpollResult> {
+    const timeout = this.#options.longpollTimeoutSeconds ?? DEFAULT_LONGPOLL_TIMEOUT_SECONDS;
+    return this.#untilStopped(
+      this.#options.client.notifyRpc<LongpollResult>(
+        'files/list_folder/longpoll',
+        { cursor, timeout },
+        {
+          timeoutMs: (timeout + LONGPOLL_JITTER_SECONDS + LONGPOLL_MARGIN_SECONDS) * 1000,
+          signal: this.#abort.signal,
+        },
+      ),
+    );
+  }
+
+  // Applies every page of changes after `cursor` and returns the cursor after the last page.
+  async #applyChanges(cursor: string): Promise<string> {
+    const { client, cache, log } = this.#options;
+    let next = cursor;
+    let count = 0;
+    for (;;) {
+      const page = await this.#untilStopped(
+        client.rpc<ListFolderResult>('files/list_folder/continue', { cursor: next }),
+      );
+      cache.applyChanges(page.entries);
+      count += page.entries.length;
+      next = page.cursor;
+      if (!page.has_more) break;
+    }
+    log.debug({ changes: count }, 'remote changes applied');
+    return next;
+  }
+
+  #retryDelayMs(failures: number): number {
+    const base = this.#options.retryBaseMs ?? 1_000;
+    const max = this.#options.retryMaxMs ?? 60_000;
+    const ceiling = Math.min(max, base * 2 ** (failures - 1));
+    // Half fixed and half random, so that many daemons do not retry in step.
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return this.#untilStopped(
+      new Promise<void>((resolve) => {
+        setTimeout(resolve, ms).unref();
+      }),
+    );
+  }
+
+  // Races a promise against stop(), which must not wait for a request that only
+  // DropboxClient.close() ends.
+  #untilStopped<T>(promise: Promise<T>): Promise<T> {
+    const { signal } = this.#abort;
+    if (signal.aborted) return Promise.reject(new StoppedError());
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(new StoppedError());
+      signal.addEventListener('abort', onAbort, { once: true });
+      promise.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      );
+    });
+  }
+}
+
+// `reset` means "list again". A 400 on a cursor, or `path/not_found` because the root moved,
+// also leaves nothing to continue from.
+function isLostCursor(err: unknown): boolean {
+  if (err instanceof ApiError) return err.has('reset') || err.has('not_found');
+  return err instanceof BadRequestError;
+}
