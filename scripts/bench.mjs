@@ -4,6 +4,8 @@
 // ratios on the same machine at the same time. Writes the table to docs/benchmarks.md.
 //
 // Needs root (to drop the page cache between runs) and FUSE. Takes about three minutes.
+// `node scripts/bench.mjs --only metadata` runs only the metadata section (see metadata.mjs),
+// and `--only read` only the read section.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir, release } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +22,7 @@ import {
   startEmulator,
   startNullFs,
 } from './bench/processes.mjs';
+import { runMetadataBenchmark } from './bench/metadata.mjs';
 
 const MIB = 1024 * 1024;
 const BIG_BYTES = 1024 * MIB;
@@ -140,6 +143,22 @@ const mb = (bytesPerSecond) => (bytesPerSecond / MIB).toFixed(0);
 const ratio = (a, b) => (a / b).toFixed(2);
 
 async function main() {
+  const only = onlySection(process.argv.slice(2));
+  if (only !== 'read') await runMetadataBenchmark();
+  if (only !== 'metadata') await readBenchmark();
+}
+
+function onlySection(args) {
+  const index = args.indexOf('--only');
+  if (index === -1) return undefined;
+  const section = args[index + 1];
+  if (section !== 'read' && section !== 'metadata') {
+    throw new Error(`--only takes "read" or "metadata", not "${section}"`);
+  }
+  return section;
+}
+
+async function readBenchmark() {
   const workDir = await mkdtemp(join(tmpdir(), 'dropbox-mount-bench-'));
   const dataDir = join(workDir, 'data');
   const mountpoint = join(workDir, 'mnt');

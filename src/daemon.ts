@@ -7,12 +7,18 @@ import { DropboxClient } from './dropbox/client.js';
 import type { Metadata } from './dropbox/types.js';
 import { MetadataCache } from './cache/metadata-cache.js';
 import { ChangeWatcher } from './cache/change-watcher.js';
+import { restoreSnapshot, snapshotFileOf, SnapshotWriter } from './cache/metadata-snapshot.js';
 import { DropboxFilesystem } from './fs/filesystem.js';
 import { mount, type Mounted } from './fuse/mount.js';
 import type { Logger } from './log/logger.js';
 import { DropboxMountError } from './errors.js';
 import { ApiError } from './dropbox/errors.js';
 import { describeError } from './fs/errno.js';
+import { applyUmask, type MountOptionSet } from './fuse/mount-options.js';
+import { collectStatus } from './status/collect.js';
+import type { LastErrorRecorder } from './status/last-error.js';
+import { startStatusServer, type StatusServer } from './status/server.js';
+import type { StatusSnapshot } from './status/snapshot.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -33,6 +39,16 @@ export interface DaemonOptions {
    * Default 100,000.
    */
   prefetchLimit?: number;
+  /** The `-o` options: FUSE flags, and the owner and umask applied to the reported stats. */
+  mountOptions?: MountOptionSet;
+  /** Path of the status socket; no socket when undefined. */
+  statusSocketPath?: string;
+  /** The recorder the logger feeds, whose last failure the status shows. */
+  lastError?: LastErrorRecorder;
+  /** Leave out files that cannot be downloaded (Paper docs) instead of listing their exports. */
+  hideNonDownloadable?: boolean;
+  /** File or folder that keeps the metadata cache and the change cursor across restarts. */
+  metadataCachePath?: string;
 }
 
 const DEFAULT_PREFETCH_LIMIT = 100_000;
@@ -40,11 +56,16 @@ const DEFAULT_PREFETCH_LIMIT = 100_000;
 export interface Daemon {
   client: DropboxClient;
   fs: DropboxFilesystem;
+  /** Returns the figures that `dropbox-mount status` prints. */
+  status(): StatusSnapshot;
   stop(): Promise<void>;
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config, log } = options;
+  const startedAt = performance.now();
+  const mountOptions = options.mountOptions ?? { allowOther: false, defaultPermissions: false };
+  let bytesRead = 0;
   const client = new DropboxClient({ config, timeoutMs: options.requestTimeoutMs, log });
   try {
     await client.tokens.accessToken();
@@ -56,15 +77,28 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       ttlMs: options.dirCacheTtlMs,
       maxEntries: options.maxCacheEntries,
       dirMtimeMs: Date.now(),
+      nonDownloadable: options.hideNonDownloadable ? 'hide' : 'export',
     });
+    const poll = options.poll ?? true;
+    const snapshotFile =
+      options.metadataCachePath === undefined ? undefined : await snapshotFileOf(options.metadataCachePath);
+    const snapshotIdentity = { apiUrl: config.apiUrl, root: config.root };
+    if (snapshotFile !== undefined && !poll) {
+      log.warn({ file: snapshotFile }, 'the metadata snapshot needs the change watcher; --no-poll leaves it unused');
+    }
+    // Loaded before the mount, so that nothing is served from a snapshot that is not caught up.
+    const snapshotCursor =
+      snapshotFile !== undefined && poll
+        ? await restoreSnapshot({ file: snapshotFile, identity: snapshotIdentity, cache, client, log })
+        : undefined;
     const fs = new DropboxFilesystem({
       client,
       cache,
       log,
-      fileMode: options.fileMode,
-      dirMode: options.dirMode,
-      uid: process.getuid?.() ?? 0,
-      gid: process.getgid?.() ?? 0,
+      fileMode: applyUmask(options.fileMode, mountOptions),
+      dirMode: applyUmask(options.dirMode, mountOptions),
+      uid: mountOptions.uid ?? process.getuid?.() ?? 0,
+      gid: mountOptions.gid ?? process.getgid?.() ?? 0,
       memoryBudgetBytes: options.memoryBudgetBytes,
     });
     const mounted: Mounted = await mount({
@@ -74,18 +108,64 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       attrTimeoutSeconds: options.attrTimeoutSeconds,
       opDeadlineMs: options.opDeadlineMs,
       fsname: `dropbox:${rootPath || '/'}`,
+      allowOther: mountOptions.allowOther,
+      defaultPermissions: mountOptions.defaultPermissions,
+      onBytesRead: (bytes) => {
+        bytesRead += bytes;
+      },
     });
-    const prefetchCursor = startPrefetch(cache, options.prefetchLimit ?? DEFAULT_PREFETCH_LIMIT, log);
+    // Fetches the quota now, in the background, so that statfs usually has a value to return.
+    void fs.statfs();
+    const status = () =>
+      collectStatus({
+        mountpoint: options.mountpoint,
+        startedAt,
+        client,
+        cache,
+        fs,
+        bytesRead: () => bytesRead,
+        lastError: options.lastError,
+      });
+    let statusServer: StatusServer | undefined;
+    if (options.statusSocketPath !== undefined) {
+      try {
+        statusServer = await startStatusServer(options.statusSocketPath, status, log);
+      } catch (err) {
+        // The mount works without the socket, so a failure here only loses `status`.
+        log.warn({ err: describeError(err), socket: options.statusSocketPath }, 'status socket not available');
+      }
+    }
+    const prefetchCursor =
+      snapshotCursor !== undefined
+        ? Promise.resolve(snapshotCursor)
+        : startPrefetch(cache, options.prefetchLimit ?? DEFAULT_PREFETCH_LIMIT, log);
     let watcher: ChangeWatcher | undefined;
-    if (options.poll ?? true) {
-      watcher = new ChangeWatcher({ client, cache, rootPath, log });
+    let snapshotWriter: SnapshotWriter | undefined;
+    if (poll) {
+      const rootId = config.root.startsWith('id:') ? config.root : undefined;
+      const activeWatcher = new ChangeWatcher({ client, cache, rootPath, rootId, log });
+      watcher = activeWatcher;
       watcher.start(prefetchCursor);
+      if (snapshotFile !== undefined) {
+        snapshotWriter = new SnapshotWriter({
+          file: snapshotFile,
+          identity: snapshotIdentity,
+          cache,
+          cursor: () => activeWatcher.cursor,
+          log,
+        });
+      }
     }
     return {
       client,
       fs,
+      status,
       stop: async () => {
+        await statusServer?.close().catch((err: unknown) => {
+          log.warn({ err: describeError(err) }, 'status socket removal failed');
+        });
         await watcher?.stop();
+        await snapshotWriter?.stop();
         await mounted.unmount();
         await client.close();
       },

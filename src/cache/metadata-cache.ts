@@ -15,7 +15,7 @@ import type { DropboxClient } from '../dropbox/client.js';
 import { ApiError } from '../dropbox/errors.js';
 import type { ListFolderResult, Metadata } from '../dropbox/types.js';
 import { Errno, FsError } from '../fs/errno.js';
-import { toNode } from './nodes.js';
+import { knownExportExtensions, toNode, type NonDownloadablePolicy } from './nodes.js';
 import { keyOf, mountKeyOf, splitPath, toDropboxPath } from './paths.js';
 import { prefetchTree, type PrefetchOutcome } from './tree-prefetch.js';
 
@@ -30,6 +30,11 @@ export interface Node {
   size: number;
   mtimeMs: number;
   contentHash?: string;
+  /**
+   * Set on a file that only `files/export` can read: the export format, such as `markdown`.
+   * `name` then ends with the format's extension and `size` is 0 until the file is exported.
+   */
+  exportFormat?: string;
 }
 
 export interface Listing {
@@ -46,6 +51,8 @@ export interface MetadataCacheOptions {
   maxEntries: number;
   /** The mtime given to folders, which Dropbox does not time-stamp. */
   dirMtimeMs: number;
+  /** Listing or hiding of files that cannot be downloaded; default `export`. */
+  nonDownloadable?: NonDownloadablePolicy;
 }
 
 // list_folder's `limit` is at most 2,000 and only approximate; the largest page keeps the number
@@ -64,7 +71,12 @@ export class MetadataCache {
   readonly #uncachedListings = new Set<string>();
   /** Keys of paths that `get_metadata` or an uncacheable listing reported missing. */
   readonly #negative: LRUCache<string, true>;
-  readonly #rootKey: string;
+  #rootPath: string;
+  #rootKey: string;
+  /** Set while the root folder (mounted by id) is deleted: everything below it is ENOENT. */
+  #rootMissing = false;
+  /** Counts changes to cached listings, so that a snapshot writer can skip an unchanged cache. */
+  #changeCount = 0;
   /**
    * Counts applied change batches and clears, so a fetch can tell it raced one.
    * NOTE: one counter for the whole tree, so on an account that changes more often than a
@@ -84,14 +96,51 @@ export class MetadataCache {
       ttl: options.ttlMs,
     });
     this.#negative = new LRUCache({ max: MAX_NEGATIVE_ENTRIES, ttl: options.ttlMs });
+    this.#rootPath = options.rootPath;
     this.#rootKey = keyOf(options.rootPath);
+  }
+
+  /** The Dropbox path of the mount root, which changes when a root mounted by id moves. */
+  get rootPath(): string {
+    return this.#rootPath;
+  }
+
+  /** Number of changes to cached listings so far. */
+  get changeCount(): number {
+    return this.#changeCount;
+  }
+
+  /**
+   * Re-keys the cache to a new Dropbox path of the root folder, after the root moved. Cached
+   * listings stay, because they are keyed by mount path, which the move does not change.
+   */
+  setRootPath(rootPath: string): void {
+    this.#generation++;
+    this.#changeCount++;
+    this.#rootPath = rootPath;
+    this.#rootKey = keyOf(rootPath);
+    this.#nodes.clear();
+    this.#negative.clear();
+  }
+
+  /**
+   * Marks the root folder deleted or back. While it is deleted, the cache is empty, every path
+   * below the root is ENOENT and the root lists as empty.
+   */
+  setRootMissing(missing: boolean): void {
+    if (missing) this.clear();
+    this.#rootMissing = missing;
+  }
+
+  get rootMissing(): boolean {
+    return this.#rootMissing;
   }
 
   rootNode(): Node {
     return {
       kind: 'dir',
       name: '',
-      pathDisplay: this.#options.rootPath,
+      pathDisplay: this.#rootPath,
       id: '',
       size: 0,
       mtimeMs: this.#options.dirMtimeMs,
@@ -108,6 +157,7 @@ export class MetadataCache {
   async lookup(path: string): Promise<Node> {
     if (path === '/') return this.rootNode();
     if (this.#prefetching) await this.#prefetching;
+    if (this.#rootMissing) throw new FsError(Errno.ENOENT, `${path} does not exist: the root folder was deleted`);
     const key = keyOf(path);
     const { parent, name } = splitPath(path);
     const parentKey = keyOf(parent);
@@ -143,6 +193,10 @@ export class MetadataCache {
    */
   async listing(path: string): Promise<Listing> {
     if (this.#prefetching) await this.#prefetching;
+    if (this.#rootMissing) {
+      if (path === '/') return { children: new Map() };
+      throw new FsError(Errno.ENOENT, `${path} does not exist: the root folder was deleted`);
+    }
     const key = keyOf(path);
     const cached = this.#listings.get(key);
     if (cached) {
@@ -156,6 +210,7 @@ export class MetadataCache {
   /** Drops everything cached, for tests and for a remote change the cache cannot apply. */
   clear(): void {
     this.#generation++;
+    this.#changeCount++;
     this.#nodes.clear();
     this.#listings.clear();
     this.#uncachedListings.clear();
@@ -170,9 +225,9 @@ export class MetadataCache {
    * @throws client errors; lookups then list folder by folder.
    */
   async prefetch(maxEntries: number): Promise<PrefetchOutcome> {
-    const { client, rootPath, dirMtimeMs } = this.#options;
+    const { client, dirMtimeMs, nonDownloadable } = this.#options;
     const generation = this.#generation;
-    const running = prefetchTree({ client, rootPath, maxEntries, dirMtimeMs });
+    const running = prefetchTree({ client, rootPath: this.#rootPath, maxEntries, dirMtimeMs, nonDownloadable });
     this.#prefetching = running.then(
       () => undefined,
       () => undefined,
@@ -197,6 +252,7 @@ export class MetadataCache {
   applyChanges(entries: readonly Metadata[]): void {
     if (entries.length === 0) return;
     this.#generation++;
+    this.#changeCount++;
     const droppedSubtrees = new Set<string>();
     for (const entry of entries) {
       const key = mountKeyOf(this.#rootKey, entry.path_lower ?? entry.path_display ?? '');
@@ -209,15 +265,28 @@ export class MetadataCache {
         }
         continue;
       }
-      const parentListing = this.#listings.get(splitPath(key).parent);
+      const { parent } = splitPath(key);
+      const parentListing = this.#listings.get(parent);
       const childKey = keyOf(entry.name);
       const previous = parentListing?.children.get(childKey) ?? this.#nodes.peek(key);
-      const node = toNode(entry, this.#options.dirMtimeMs);
-      this.#negative.delete(key);
-      this.#nodes.delete(key);
+      const node = toNode(entry, this.#options.dirMtimeMs, this.#options.nonDownloadable);
+      // An exported file is listed under its export's name, which a deletion does not carry, so
+      // every exported name of the entry goes too.
+      for (const staleKey of [childKey, ...exportedKeys(childKey, parentListing)]) {
+        const mountKey = parent === '/' ? `/${staleKey}` : `${parent}/${staleKey}`;
+        this.#negative.delete(mountKey);
+        this.#nodes.delete(mountKey);
+        if (staleKey !== childKey || node === undefined) parentListing?.children.delete(staleKey);
+      }
+      if (node !== undefined) {
+        const nodeKey = keyOf(node.name);
+        const mountKey = parent === '/' ? `/${nodeKey}` : `${parent}/${nodeKey}`;
+        this.#negative.delete(mountKey);
+        this.#nodes.delete(mountKey);
+        if (nodeKey !== childKey) parentListing?.children.delete(childKey);
+        parentListing?.children.set(nodeKey, node);
+      }
       if (node === undefined || node.kind === 'file' || previous?.kind !== 'dir') droppedSubtrees.add(key);
-      if (node === undefined) parentListing?.children.delete(childKey);
-      else parentListing?.children.set(childKey, node);
     }
     if (droppedSubtrees.size > 0) this.#dropSubtrees(droppedSubtrees);
   }
@@ -246,8 +315,19 @@ export class MetadataCache {
   #store(key: string, listing: Listing): void {
     // lru-cache refuses an item larger than maxSize; such a folder answers lookups with
     // get_metadata rather than being listed again for every name.
+    this.#changeCount++;
     if (listing.children.size + 1 > this.#options.maxEntries) this.#uncachedListings.add(key);
     else this.#listings.set(key, listing);
+  }
+
+  /** Returns every cached listing that has not expired, by the key of its folder's mount path. */
+  listingsSnapshot(): Array<[string, Listing]> {
+    return [...this.#listings.entries()];
+  }
+
+  /** Caches listings loaded from a snapshot, as if they had just been listed. */
+  loadListings(listings: Iterable<[string, Listing]>): void {
+    for (const [key, listing] of listings) this.#store(key, listing);
   }
 
   // Returns the child from a cached listing, null when the listing lacks it, or undefined
@@ -264,20 +344,20 @@ export class MetadataCache {
   }
 
   async #fetchNode(path: string, key: string): Promise<Node> {
-    const { client, rootPath, dirMtimeMs } = this.#options;
+    const { dirMtimeMs, nonDownloadable } = this.#options;
     const generation = this.#generation;
     let metadata: Metadata;
     try {
-      metadata = await client.rpc<Metadata>('files/get_metadata', {
-        path: toDropboxPath(rootPath, path),
-      });
+      metadata = await this.#fetchMetadata(path);
     } catch (err) {
       if (err instanceof ApiError && err.has('not_found') && generation === this.#generation) {
         this.#negative.set(key, true);
       }
       throw err;
     }
-    const node = toNode(metadata, dirMtimeMs);
+    let node = toNode(metadata, dirMtimeMs, nonDownloadable);
+    // A name found only without its export extension must be that file's exported name.
+    if (node !== undefined && keyOf(node.name) !== keyOf(splitPath(path).name)) node = undefined;
     const unchanged = generation === this.#generation;
     if (!node) {
       if (unchanged) this.#negative.set(key, true);
@@ -287,18 +367,40 @@ export class MetadataCache {
     return node;
   }
 
+  // Returns the metadata at a mount path. A name with an export extension after another
+  // extension (`Notes.paper.md`) that Dropbox does not know is requested again without the export
+  // extension, because it may name an exported file. A name such as `notes.txt` is not, so that
+  // a missing plain file costs one call.
+  async #fetchMetadata(path: string): Promise<Metadata> {
+    const { client } = this.#options;
+    const dropboxPath = toDropboxPath(this.#rootPath, path);
+    try {
+      return await client.rpc<Metadata>('files/get_metadata', { path: dropboxPath });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.has('not_found')) || this.#options.nonDownloadable === 'hide') throw err;
+      const lowerName = splitPath(path).name.toLowerCase();
+      const extension = knownExportExtensions().find((ext) => lowerName.endsWith(ext));
+      if (extension === undefined || !lowerName.slice(0, -extension.length).includes('.')) throw err;
+      const metadata = await client.rpc<Metadata>('files/get_metadata', {
+        path: dropboxPath.slice(0, -extension.length),
+      });
+      if (metadata['.tag'] !== 'file' || metadata.is_downloadable !== false) throw err;
+      return metadata;
+    }
+  }
+
   async #fetchListing(path: string, key: string): Promise<Listing> {
-    const { client, rootPath, dirMtimeMs } = this.#options;
+    const { client, dirMtimeMs, nonDownloadable } = this.#options;
     const generation = this.#generation;
     let page = await client.rpc<ListFolderResult>('files/list_folder', {
-      path: toDropboxPath(rootPath, path),
+      path: toDropboxPath(this.#rootPath, path),
       limit: LIST_PAGE_LIMIT,
     });
     const children = new Map<string, Node>();
     for (;;) {
       for (const entry of page.entries) {
-        const node = toNode(entry, dirMtimeMs);
-        const childKey = keyOf(entry.name);
+        const node = toNode(entry, dirMtimeMs, nonDownloadable);
+        const childKey = keyOf(node?.name ?? entry.name);
         if (node && !children.has(childKey)) children.set(childKey, node);
       }
       if (!page.has_more) break;
@@ -323,4 +425,15 @@ export class MetadataCache {
     pending.set(key, promise);
     return promise;
   }
+}
+
+// Returns the keys in `listing` of the exported names of the entry whose own key is `childKey`.
+function exportedKeys(childKey: string, listing: Listing | undefined): string[] {
+  if (listing === undefined) return [];
+  const keys: string[] = [];
+  for (const extension of knownExportExtensions()) {
+    const key = childKey + extension;
+    if (listing.children.get(key)?.exportFormat !== undefined) keys.push(key);
+  }
+  return keys;
 }

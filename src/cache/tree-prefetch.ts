@@ -6,7 +6,7 @@
 import type { DropboxClient } from '../dropbox/client.js';
 import type { ListFolderResult } from '../dropbox/types.js';
 import type { Listing } from './metadata-cache.js';
-import { toNode } from './nodes.js';
+import { toNode, type NonDownloadablePolicy } from './nodes.js';
 import { keyOf, mountKeyOf, splitPath } from './paths.js';
 
 export interface PrefetchOptions {
@@ -16,6 +16,7 @@ export interface PrefetchOptions {
   /** Maximum entries. Past it the prefetch stops and returns `overLimit` with no listings. */
   maxEntries: number;
   dirMtimeMs: number;
+  nonDownloadable?: NonDownloadablePolicy;
 }
 
 export interface PrefetchedTree {
@@ -37,7 +38,7 @@ const PAGE_LIMIT = 2000;
  * @throws client errors, unchanged.
  */
 export async function prefetchTree(options: PrefetchOptions): Promise<PrefetchOutcome> {
-  const { client, rootPath, maxEntries, dirMtimeMs } = options;
+  const { client, rootPath, maxEntries, dirMtimeMs, nonDownloadable } = options;
   const rootKey = keyOf(rootPath);
   const listings = new Map<string, Listing>([['/', { children: new Map() }]]);
   let entryCount = 0;
@@ -50,13 +51,13 @@ export async function prefetchTree(options: PrefetchOptions): Promise<PrefetchOu
     entryCount += page.entries.length;
     if (entryCount > maxEntries) return { overLimit: true, entryCount };
     for (const entry of page.entries) {
-      const node = toNode(entry, dirMtimeMs);
+      const node = toNode(entry, dirMtimeMs, nonDownloadable);
       // Entries are placed by `path_lower`, never by `path_display`, whose parent folders may be
       // spelled in another case than the folders' own entries.
       const key = mountKeyOf(rootKey, entry.path_lower ?? entry.path_display ?? '');
       if (node === undefined || key === undefined || key === '/') continue;
       const listing = listingAt(listings, splitPath(key).parent);
-      const childKey = keyOf(entry.name);
+      const childKey = keyOf(node.name);
       if (!listing.children.has(childKey)) listing.children.set(childKey, node);
       if (node.kind === 'dir') listingAt(listings, key);
     }

@@ -10,6 +10,7 @@ import { mountCommand } from './mount-command.js';
 import { emulatorCommand } from './emulator-command.js';
 import { loginCommand } from './login-command.js';
 import { checkCommand } from './check-command.js';
+import { statusCommand } from './status-command.js';
 
 async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -17,6 +18,7 @@ async function main(argv: string[]): Promise<void> {
     .command(emulatorCommand)
     .command(loginCommand)
     .command(checkCommand)
+    .command(statusCommand)
     .command(mountCommand)
     .strict()
     .help()

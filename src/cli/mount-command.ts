@@ -9,6 +9,10 @@ import { UsageError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log/logger.js';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { describeError } from '../fs/errno.js';
+import { KNOWN_MOUNT_OPTIONS, parseMountOptions } from '../fuse/mount-options.js';
+import { LastErrorRecorder } from '../status/last-error.js';
+import { statusSocketPath } from '../status/socket-path.js';
+import { notifySystemd } from '../status/systemd-notify.js';
 
 interface MountArgs {
   mountpoint: string;
@@ -26,6 +30,9 @@ interface MountArgs {
   poll: boolean;
   prefetch: boolean;
   prefetchLimit: number;
+  o?: string | string[];
+  hideNonDownloadable: boolean;
+  metadataCache?: string;
 }
 
 export const mountCommand: CommandModule<object, MountArgs> = {
@@ -95,6 +102,19 @@ function withMountOptions(yargs: Argv<object>) {
       default: 100_000,
       describe: 'Maximum entries the prefetch loads; a larger tree is listed folder by folder instead',
     })
+    .option('o', {
+      type: 'string',
+      describe: `Mount options as a comma-separated list, repeatable: ${KNOWN_MOUNT_OPTIONS.join(', ')}`,
+    })
+    .option('hide-non-downloadable', {
+      type: 'boolean',
+      default: false,
+      describe: 'Leave out files that cannot be downloaded (Paper docs) instead of listing their exports',
+    })
+    .option('metadata-cache', {
+      type: 'string',
+      describe: 'File (or folder) that keeps the metadata cache and change cursor across restarts',
+    })
     .option('log-level', {
       choices: LOG_LEVELS,
       default: 'info' as LogLevel,
@@ -103,8 +123,10 @@ function withMountOptions(yargs: Argv<object>) {
 }
 
 async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
-  const log = createLogger(args.logLevel);
+  const lastError = new LastErrorRecorder();
+  const log = createLogger(args.logLevel, { onLog: (level, logArgs) => lastError.record(level, logArgs) });
   const mountpoint = resolve(args.mountpoint);
+  const mountOptions = parseMountOptions(args.o === undefined ? [] : [args.o].flat());
   await checkMountpoint(mountpoint);
   const configFile = args.config ?? defaultConfigPath();
   const config = await loadConfig(configFile);
@@ -123,8 +145,14 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     dirMode: parseMode(args.dirMode, 'dir-mode'),
     poll: args.poll,
     prefetchLimit: args.prefetch ? wholeNumber(args.prefetchLimit, 'prefetch-limit', 1, 100_000_000) : 0,
+    hideNonDownloadable: args.hideNonDownloadable,
+    metadataCachePath: args.metadataCache === undefined ? undefined : resolve(args.metadataCache),
+    mountOptions,
+    statusSocketPath: statusSocketPath(mountpoint),
+    lastError,
   });
   log.info({ mountpoint, config: configFile, root: config.root }, 'mounted');
+  void notifySystemd('READY=1', log);
   await waitForSignal(daemon, log);
 }
 
@@ -156,6 +184,7 @@ function waitForSignal(daemon: Daemon, log: Logger): Promise<void> {
       }
       stopping = true;
       log.info({ signal }, 'unmounting');
+      void notifySystemd('STOPPING=1', log);
       daemon.stop().then(
         () => {
           log.info('unmounted');

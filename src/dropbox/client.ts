@@ -38,6 +38,13 @@ export interface Download {
   body: Readable;
 }
 
+/** The result of `files/export`: the export's own metadata, the file's and the bytes. */
+export interface ExportedFile {
+  export_metadata: { name: string; size: number; export_hash?: string };
+  file_metadata: FileMetadata;
+  body: Buffer;
+}
+
 /** Raised for a 416: the requested range starts at or past the end of the file. */
 export class RangeNotSatisfiableError extends ApiError {
   constructor(route: string) {
@@ -162,6 +169,31 @@ export class DropboxClient {
     const offset = response.statusCode === 206 ? contentRangeStart(response.headers) : 0;
     const length = Number(response.headers['content-length'] ?? metadata.size - offset);
     return { metadata, offset, length, body: response.body };
+  }
+
+  /**
+   * Exports a file that cannot be downloaded (a Paper doc) with `files/export` and returns the
+   * whole export in memory. `format` is one of the file's `export_info.export_options`;
+   * without it Dropbox uses `export_as`.
+   * @throws ApiError `non_exportable` or `invalid_export_format`, and the errors of `rpc`.
+   */
+  async exportFile(path: string, format?: string): Promise<ExportedFile> {
+    const route = 'files/export';
+    const arg = format === undefined ? { path } : { path, export_format: format };
+    const response = await this.#send({
+      url: `${this.#options.config.contentUrl}/2/${route}`,
+      route,
+      headers: { 'dropbox-api-arg': toHeaderSafeJson(arg) },
+      dispatcher: this.#downloads,
+    });
+    const result = response.headers['dropbox-api-result'];
+    if (typeof result !== 'string') {
+      response.body.destroy();
+      throw new ApiError(route, response.statusCode, ['missing_api_result'], undefined);
+    }
+    const parsed = JSON.parse(result) as Omit<ExportedFile, 'body'>;
+    const body = Buffer.from(await response.body.arrayBuffer());
+    return { ...parsed, body };
   }
 
   /** Ends every connection at once, aborting requests in flight, so shutdown never waits. */

@@ -12,6 +12,8 @@ export interface FileMetadata {
   size: number;
   content_hash?: string;
   is_downloadable?: boolean;
+  /** Set on files that only `files/export` can read, such as Paper docs. */
+  export_info?: { export_as?: string; export_options?: string[] };
 }
 
 export interface FolderMetadata {

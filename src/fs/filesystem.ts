@@ -6,6 +6,7 @@
 import type { DropboxClient } from '../dropbox/client.js';
 import type { MetadataCache, Node } from '../cache/metadata-cache.js';
 import { toDropboxPath } from '../cache/paths.js';
+import { ExportCache } from '../cache/export-cache.js';
 import { RangeReader } from '../read/range-reader.js';
 import { BlockCache } from '../read/block-cache.js';
 import { MemoryBudget } from '../read/memory-budget.js';
@@ -38,6 +39,32 @@ export interface FilesystemOptions {
   gid: number;
   /** Bytes the read path may keep in memory across all handles. */
   memoryBudgetBytes: number;
+  /** Exports of files that cannot be downloaded; default: one on `client` with its default size. */
+  exports?: ExportCache;
+}
+
+/** A handle's reads: a range reader for a downloadable file, bytes in memory for an export. */
+interface FileReader {
+  read(position: number, length: number): Promise<Buffer>;
+  close(): void;
+}
+
+/** Reads of an export, from the bytes exported when the file was opened. */
+class ExportReader implements FileReader {
+  #body: Buffer | undefined;
+
+  constructor(body: Buffer) {
+    this.#body = body;
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    if (this.#body === undefined) throw new Error('read after close');
+    return this.#body.subarray(position, position + length);
+  }
+
+  close(): void {
+    this.#body = undefined;
+  }
 }
 
 const S_IFDIR = 0o040000;
@@ -50,7 +77,8 @@ const STAT_BLOCK_BYTES = 512;
 
 export class DropboxFilesystem {
   readonly #options: FilesystemOptions;
-  readonly #handles = new HandleTable<RangeReader>();
+  readonly #handles = new HandleTable<FileReader>();
+  readonly #exports: ExportCache;
   readonly #space: SpaceUsageCache;
   readonly budget: MemoryBudget;
   readonly blockCache: BlockCache;
@@ -58,6 +86,7 @@ export class DropboxFilesystem {
   constructor(options: FilesystemOptions) {
     this.#options = options;
     this.#space = new SpaceUsageCache(options.client, options.log);
+    this.#exports = options.exports ?? new ExportCache(options.client);
     this.budget = new MemoryBudget(options.memoryBudgetBytes);
     // Half the budget at most for cached blocks, so open streams always keep room behind them.
     this.blockCache = new BlockCache(this.budget, options.memoryBudgetBytes / 2);
@@ -68,7 +97,7 @@ export class DropboxFilesystem {
   }
 
   async getattr(path: string): Promise<Stat> {
-    return this.#toStat(await this.#options.cache.lookup(path));
+    return this.#toStat(await this.#withExportSize(await this.#options.cache.lookup(path)));
   }
 
   /** Returns the names in a folder with their stats, which lets `find` skip a lookup each. */
@@ -78,7 +107,9 @@ export class DropboxFilesystem {
     const listing = await this.#options.cache.listing(path);
     const names: string[] = [];
     const stats: Stat[] = [];
-    for (const child of listing.children.values()) {
+    // Exports are sized (exported once per rev) in parallel, so that `ls -l` waits for one.
+    const children = await Promise.all([...listing.children.values()].map((child) => this.#withExportSize(child)));
+    for (const child of children) {
       names.push(child.name);
       stats.push(this.#toStat(child));
     }
@@ -95,6 +126,7 @@ export class DropboxFilesystem {
     }
     const node = await this.#options.cache.lookup(path);
     if (node.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
+    if (node.exportFormat !== undefined) return this.#handles.add(new ExportReader(await this.#exports.bytes(node)));
     const { client, log, cache } = this.#options;
     const reader = new RangeReader({
       client,
@@ -122,6 +154,12 @@ export class DropboxFilesystem {
 
   async statfs(): Promise<Statfs> {
     return this.#space.statfs();
+  }
+
+  // Returns the node with the size of its export when it is an exported file, else unchanged.
+  async #withExportSize(node: Node): Promise<Node> {
+    if (node.exportFormat === undefined) return node;
+    return { ...node, size: await this.#exports.size(node) };
   }
 
   #toStat(node: Node): Stat {

@@ -1,7 +1,9 @@
 /**
  * statfs answers from `users/get_space_usage`, cached so that `df` and file managers, which call
  * it often, do not cost a request each. Once a value is known it is answered at once, and a stale
- * one is refreshed in the background, so statfs never waits on a slow network.
+ * one is refreshed in the background. Before the first value arrives, statfs waits at most
+ * FIRST_FETCH_WAIT_MS for it and otherwise returns a placeholder, so statfs never waits on a
+ * slow or unreachable network.
  */
 import type { DropboxClient } from '../dropbox/client.js';
 import type { SpaceUsage } from '../dropbox/types.js';
@@ -23,6 +25,11 @@ export interface Statfs {
 }
 
 const SPACE_TTL_MS = 60_000;
+// How long statfs waits for the first quota fetch before it returns the placeholder.
+const FIRST_FETCH_WAIT_MS = 250;
+// The placeholder size, 1 PiB with nothing used: large, so no program refuses to copy out of
+// the mount for lack of room, and fixed, so it is easy to recognize in `df`.
+const PLACEHOLDER_BYTES = 2 ** 50;
 const BASE_BLOCK_BYTES = 4096;
 // fuse-native packs statfs fields as uint32, so the block size grows until the block count fits.
 const UINT32_MAX = 0xffffffff;
@@ -43,14 +50,34 @@ export class SpaceUsageCache {
     this.#log = log;
   }
 
+  /** Returns the cached value, the first fetch if it ends within FIRST_FETCH_WAIT_MS, or the placeholder. */
   async statfs(): Promise<Statfs> {
-    if (this.#value === undefined) return this.#refresh();
-    if (Date.now() - this.#fetchedAt > SPACE_TTL_MS) {
-      this.#refresh().catch((err) => {
-        this.#log.warn({ err: describeError(err) }, 'space usage refresh failed');
-      });
-    }
+    if (this.#value === undefined) return this.#firstValue();
+    if (Date.now() - this.#fetchedAt > SPACE_TTL_MS) this.refreshInBackground();
     return this.#value;
+  }
+
+  /** Starts a fetch unless one is running; a failure is logged, never thrown. */
+  refreshInBackground(): void {
+    this.#refresh().catch((err: unknown) => {
+      this.#log.warn({ err: describeError(err) }, 'space usage refresh failed');
+    });
+  }
+
+  async #firstValue(): Promise<Statfs> {
+    const fetched = this.#refresh();
+    fetched.catch((err: unknown) => {
+      this.#log.warn({ err: describeError(err) }, 'space usage fetch failed');
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, FIRST_FETCH_WAIT_MS, undefined);
+    });
+    const value = await Promise.race([fetched.catch(() => undefined), waited]);
+    clearTimeout(timer);
+    if (value !== undefined) return value;
+    this.#log.debug({ bytes: PLACEHOLDER_BYTES }, 'space usage not known yet; statfs returns a placeholder');
+    return placeholderStatfs();
   }
 
   #refresh(): Promise<Statfs> {
@@ -66,6 +93,11 @@ export class SpaceUsageCache {
       });
     return this.#refreshing;
   }
+}
+
+/** The statfs result while no quota is known: PLACEHOLDER_BYTES in all, all of it free. */
+export function placeholderStatfs(): Statfs {
+  return toStatfs({ used: 0, allocation: { '.tag': 'individual', allocated: PLACEHOLDER_BYTES } });
 }
 
 /** Converts a space usage result; usage above the quota reports zero free, never a negative. */

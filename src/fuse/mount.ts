@@ -20,6 +20,12 @@ export interface MountOptions {
   opDeadlineMs: number;
   /** Text shown as the source in `mount` and `df`. */
   fsname: string;
+  /** FUSE `allow_other`: users other than the daemon's may use the mount. */
+  allowOther?: boolean;
+  /** FUSE `default_permissions`: the kernel checks the reported modes and owners itself. */
+  defaultPermissions?: boolean;
+  /** Called with the byte count of every completed read, for the status figures. */
+  onBytesRead?: (bytes: number) => void;
 }
 
 export interface Mounted {
@@ -44,7 +50,7 @@ class DropboxFuse extends Fuse {
 export async function mount(options: MountOptions): Promise<Mounted> {
   const { mountpoint, fs, log } = options;
   await clearStaleMount(mountpoint, log);
-  const ops = createOps(fs, { log, deadlineMs: options.opDeadlineMs });
+  const ops = createOps(fs, { log, deadlineMs: options.opDeadlineMs, onBytesRead: options.onBytesRead });
   const fuse = new DropboxFuse(mountpoint, ops, {
     force: false,
     mkdir: false,
@@ -62,6 +68,8 @@ export async function mount(options: MountOptions): Promise<Mounted> {
     // mount option: keep it to safe characters.
     fsname: options.fsname.replace(/[^A-Za-z0-9_.:/@-]/g, '_'),
     subtype: 'dropbox-mount',
+    allowOther: options.allowOther ?? false,
+    defaultPermissions: options.defaultPermissions ?? false,
   });
   await new Promise<void>((resolve, reject) => {
     fuse.mount((err) => (err ? reject(err) : resolve()));

@@ -21,6 +21,8 @@ export interface OpContext {
   log: Logger;
   /** Milliseconds an op may take before it is answered with EIO. */
   deadlineMs: number;
+  /** Called with the byte count of every completed read. */
+  onBytesRead?: (bytes: number) => void;
 }
 
 export function runOp(

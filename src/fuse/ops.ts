@@ -3,8 +3,9 @@
  * and replies through runOp. Write ops return EROFS, because this mount is read-only.
  */
 import type { DropboxFilesystem } from '../fs/filesystem.js';
-import { Errno } from '../fs/errno.js';
+import { Errno, FsError } from '../fs/errno.js';
 import { runOp, type OpContext } from './op-runner.js';
+import { StalledReads } from './stalled-reads.js';
 
 type Callback = (...args: unknown[]) => void;
 
@@ -31,6 +32,7 @@ const WRITE_OPS = [
 ] as const;
 
 export function createOps(fs: DropboxFilesystem, context: OpContext): Record<string, Op> {
+  const stalledReads = new StalledReads(context.deadlineMs);
   const ops: Record<string, Op> = {
     getattr: (path: string, cb: Callback) =>
       runOp(context, 'getattr', path, cb, async () => [0, await fs.getattr(path)]),
@@ -46,10 +48,17 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
 
     read: (path: string, fh: number, buf: Buffer, length: number, position: number, cb: Callback) =>
       runOp(context, 'read', path, cb, async () => {
-        const data = await fs.read(fh, position, length);
+        if (stalledReads.isStalled(fh)) {
+          throw new FsError(Errno.EIO, `${path}: an earlier read on this handle is still stalled past the op deadline`);
+        }
+        const data = await stalledReads.track(fh, () => fs.read(fh, position, length));
         // The kernel's buffer is only valid until the reply, so the copy happens in the reply
         // step, which runOp skips when the deadline has already replied.
-        return () => [data.copy(buf, 0, 0, Math.min(data.length, length))];
+        return () => {
+          const copied = data.copy(buf, 0, 0, Math.min(data.length, length));
+          context.onBytesRead?.(copied);
+          return [copied];
+        };
       }),
 
     release: (path: string, fh: number, cb: Callback) =>

@@ -31,12 +31,12 @@ import { ByteWindow } from './byte-window.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { RangeStream } from './range-stream.js';
 
-// The kernel reads in 128 KiB requests. With its default read-ahead of 128 KiB, reads arrive at
-// most a few requests out of order, as the call log of a dd through the mount shows. Skipping up
-// to 2 MiB on an open stream is cheaper than a new round trip. Keeping 1 MiB behind serves the
-// late arrivals while 64 open files stay within the default memory budget.
+// The kernel reads in 128 KiB requests and keeps several in flight, so they arrive out of order
+// by up to its read-ahead size (128 KiB by default, more where read_ahead_kb is raised).
+// Skipping up to 2 MiB on an open stream is cheaper than a new round trip, and the bytes
+// skipped stay behind the stream for the late arrivals, so the two limits are equal.
 const MAX_FORWARD_SKIP_BYTES = 2 * 1024 * 1024;
-const BEHIND_BYTES = 1024 * 1024;
+const BEHIND_BYTES = MAX_FORWARD_SKIP_BYTES;
 // Bytes a window keeps when the memory budget is over: one kernel read request.
 const MIN_BEHIND_BYTES = 128 * 1024;
 /** Size of the block a random read fetches: one kernel read request. */
@@ -165,6 +165,11 @@ export class RangeReader {
     if (reachable) return this.#takeFromStream(stream, offset, out, outOffset);
     const cached = this.#copyFromCachedBlock(offset, out, outOffset);
     if (cached > 0) return cached;
+    // A late read that the behind window no longer covers gets a block of its own, so that the
+    // stream serving the reads ahead of it is not thrown away.
+    if (stream !== undefined && offset < stream.position && stream.position - offset <= 2 * MAX_FORWARD_SKIP_BYTES) {
+      return this.#copyFromBlock(offset, out, outOffset);
+    }
     const openAt = this.#openOffset(offset);
     const runBytes = openAt - this.#runStart;
     if (openAt !== 0 && runBytes < SEQUENTIAL_MIN_RUN_BYTES) return this.#copyFromBlock(offset, out, outOffset);
@@ -197,7 +202,12 @@ export class RangeReader {
     this.requests++;
     const end = Math.min(file.size, offset + windowBytes) - 1;
     const download = await client.download(downloadPath, { start: offset, end });
-    const stream = new RangeStream(download.body, download.offset, download.offset + download.length);
+    const stream = new RangeStream(
+      download.body,
+      download.offset,
+      download.offset + download.length,
+      this.#options.budget,
+    );
     this.#stream = stream;
     return stream;
   }

@@ -8,6 +8,7 @@ declare module 'fuse-native' {
     timeout?: number | false;
     debug?: boolean;
     allowOther?: boolean;
+    defaultPermissions?: boolean;
     autoUnmount?: boolean;
     autoCache?: boolean;
     kernelCache?: boolean;

@@ -69,13 +69,15 @@ describe.skipIf(!available)('systemd unit files', () => {
 
   it('verify reports a broken copy', async () => {
     const text = await readFile(path.join(workDir, 'dropbox-mount@.service'), 'utf8');
-    await writeFile(path.join(workDir, 'broken@.service'), text.replace(/^Type=exec$/m, 'Type=bogus'));
+    await writeFile(path.join(workDir, 'broken@.service'), text.replace(/^Type=notify$/m, 'Type=bogus'));
     const result = await verify(path.join(workDir, 'broken@demo.service'), false);
     expect(result.stderr).toContain('Failed to parse service type');
   });
 
   it.each(UNITS)('%s restarts and unmounts', async (unit) => {
     const text = await readFile(path.join(REPO_ROOT, 'systemd', unit), 'utf8');
+    expect(text).toMatch(/^Type=notify$/m);
+    expect(text).toMatch(/^NotifyAccess=all$/m);
     expect(text).toMatch(/^Restart=on-failure$/m);
     expect(text).toMatch(/^RestartPreventExitStatus=2$/m);
     expect(text).toMatch(/^KillSignal=SIGTERM$/m);
