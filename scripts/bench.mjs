@@ -117,6 +117,11 @@ async function randomReads(file, url) {
   };
 }
 
+async function currentRss(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+}
+
 async function concurrentReaders(mountpoint, count, daemonPid) {
   await dropCaches();
   const rss = sampleRss(daemonPid);
@@ -170,7 +175,7 @@ async function readBenchmark() {
     console.log('making data (1 GiB file, 64 x 16 MiB files, 5,000 small files)');
     await makeData(dataDir);
     const emulator = await startEmulator(dataDir, configFile);
-    const daemon = await startDaemon(mountpoint, configFile);
+    let daemon = await startDaemon(mountpoint, configFile);
     const token = await accessToken(configFile);
     const big = join(mountpoint, 'big.bin');
     // The first download hashes the file in the emulator; keep that out of the figures.
@@ -196,8 +201,17 @@ async function readBenchmark() {
     // Listing the folder first makes the emulator hash its files, which the first reader would
     // otherwise wait for.
     await run('ls', ['-l', join(mountpoint, 'readers')]);
-    const readers8 = await concurrentReaders(mountpoint, 8, daemon.child.pid);
-    const readers64 = await concurrentReaders(mountpoint, 64, daemon.child.pid);
+    // Each reader count gets a fresh daemon, so its peak RSS is that workload's own and not
+    // what the 1 GiB reads before it left allocated.
+    await daemon.stop();
+    let fresh = await startDaemon(mountpoint, configFile);
+    const idleRss = await currentRss(fresh.child.pid);
+    const readers8 = await concurrentReaders(mountpoint, 8, fresh.child.pid);
+    await fresh.stop();
+    fresh = await startDaemon(mountpoint, configFile);
+    const readers64 = await concurrentReaders(mountpoint, 64, fresh.child.pid);
+    await fresh.stop();
+    daemon = await startDaemon(mountpoint, configFile);
 
     console.log('5,000 small files, unshaped');
     const small = await smallFiles(mountpoint, emulator.url);
@@ -210,6 +224,7 @@ async function readBenchmark() {
       ['random 4 KiB preads, shaped: range requests per read', random.requestsPerRead.toFixed(2), ''],
       ['random 4 KiB preads, shaped: KiB fetched per read', random.kibPerRead.toFixed(0), ''],
       ['random 4 KiB preads, shaped: p50 / p99 latency', `${random.p50.toFixed(1)} / ${random.p99.toFixed(1)} ms`, ''],
+      ['fresh daemon, idle: RSS', `${mb(idleRss)} MiB`, ''],
       ['8 readers, unshaped: aggregate, daemon peak RSS', `${mb(readers8.bytesPerSecond)} MiB/s, ${mb(readers8.peakRss)} MiB`, ''],
       ['64 readers, unshaped: aggregate, daemon peak RSS', `${mb(readers64.bytesPerSecond)} MiB/s, ${mb(readers64.peakRss)} MiB`, ''],
       ['5,000 small files, unshaped: files per second', small.filesPerSecond.toFixed(0), ''],

@@ -6,9 +6,9 @@
  * connection, resumed at the byte where the body stopped. Each request is one round trip, and
  * the response streams at the pace of the reader, so the window ahead of the reader is what the
  * server has sent and the socket buffers hold. The kernel sends read-ahead requests out of order
- * and several at a time, so reads are served in arrival order with two allowances that avoid a
- * new request: a short forward gap is skipped on the open stream, and a short step back is served
- * from the bytes kept behind the stream position. A read elsewhere fetches the 128 KiB block that
+ * and several at a time. Reads are therefore served in arrival order with two allowances that
+ * avoid a new request. A short forward gap is skipped on the open stream, and a short step back
+ * is served from the bytes kept behind the stream position. A read elsewhere fetches the 128 KiB block that
  * holds it, through a block cache shared by all handles; a run of reads becomes sequential once
  * it covers 256 KiB.
  *

@@ -1,6 +1,6 @@
 /**
  * One streaming download body, read at the caller's pace. `position` is the file offset of the
- * next byte the stream yields; every byte taken or skipped is passed to a sink, which keeps it
+ * next byte the stream yields. Every byte taken or skipped is passed to a sink, which keeps it
  * for late reads and feeds the content hash check.
  *
  * Chunks arrive through 'data' events into a queue of at most QUEUE_BYTES, and reads take from
