@@ -2,6 +2,7 @@
  * The fuse-native op table: one small wrapper per op that passes the call to DropboxFilesystem
  * and replies through runOp. Write ops return EROFS, because this mount is read-only.
  */
+import { releaseReplyBuffer } from '../read/reply-buffers.js';
 import type { DropboxFilesystem } from '../fs/filesystem.js';
 import { Errno, FsError } from '../fs/errno.js';
 import { runOp, type OpContext } from './op-runner.js';
@@ -56,6 +57,7 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
         // step, which runOp skips when the deadline has already replied.
         return () => {
           const copied = data.copy(buf, 0, 0, Math.min(data.length, length));
+          releaseReplyBuffer(data);
           context.onBytesRead?.(copied);
           return [copied];
         };

@@ -30,6 +30,7 @@ import { BlockCache } from './block-cache.js';
 import { ByteWindow } from './byte-window.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { RangeStream } from './range-stream.js';
+import { acquireReplyBuffer } from './reply-buffers.js';
 
 // The kernel reads in 128 KiB requests and keeps several in flight, so they arrive out of order
 // by up to its read-ahead size (128 KiB by default, more where read_ahead_kb is raised).
@@ -122,7 +123,7 @@ export class RangeReader {
     if (this.#failure) throw this.#failure;
     if (Math.abs(position - this.#lastReadEnd) > MAX_FORWARD_SKIP_BYTES) this.#runStart = position;
     const wanted = Math.max(0, Math.min(length, this.#options.file.size - position));
-    const out = Buffer.allocUnsafe(wanted);
+    const out = acquireReplyBuffer(wanted);
     let filled = 0;
     let failures = 0;
     while (filled < wanted) {
