@@ -93,6 +93,23 @@ describe.skipIf(!fuse.ok)('mount metadata changes', () => {
     expect((await cat('Documents/new.txt')).stdout).toBe('fresh\n');
   });
 
+  it('keeps folder times and takes client_modified', async () => {
+    const mtime = async (relativePath: string) =>
+      (await run('stat', ['-c', '%Y', path.join(mountpoint, relativePath)])).stdout.trim();
+    const folderBefore = await mtime('Documents');
+    await control('files/write', {
+      path: '/Documents/dated.txt',
+      content_base64: Buffer.from('dated\n').toString('base64'),
+      client_modified: '2021-03-04T05:06:07Z',
+    });
+    await msUntil(async () => (await ls('Documents')).includes('dated.txt'));
+    expect(await mtime('Documents/dated.txt')).toBe(String(Date.parse('2021-03-04T05:06:07Z') / 1000));
+    // The folder was listed again after the change, and its time stayed the same.
+    expect(await mtime('Documents')).toBe(folderBefore);
+    await control('files/delete', { path: '/Documents/dated.txt' });
+    await msUntil(async () => !(await ls('Documents')).includes('dated.txt'));
+  });
+
   it('shows an overwrite within 2 s', async () => {
     expect((await cat('Documents/notes.txt')).stdout).toBe('version one\n');
     await writeRemote('/Documents/notes.txt', 'version two, longer\n');
