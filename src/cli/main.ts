@@ -31,6 +31,13 @@ async function main(argv: string[]): Promise<void> {
     .parseAsync();
 }
 
+// A reader that closes the pipe early (`dropbox-mount check | head -1`) has all it wants, so
+// EPIPE on stdout ends the command quietly instead of with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 main(hideBin(process.argv)).then(
   () => {
     process.exit(process.exitCode ?? 0);
