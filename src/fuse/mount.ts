@@ -87,13 +87,35 @@ async function clearStaleMount(mountpoint: string, log: Logger): Promise<void> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') return;
     log.info({ mountpoint }, 'clearing a stale mount left by an earlier daemon');
-    await runUnmountCommand(mountpoint);
+    await runUnmountCommand(mountpoint, true);
   }
 }
 
+// How long shutdown waits for open files to close before it detaches the mount anyway.
+const UNMOUNT_GRACE_MS = 3_000;
+const UNMOUNT_RETRY_MS = 250;
+
+/**
+ * Unmounts with a plain `fusermount -u` while files are open elsewhere for up to
+ * UNMOUNT_GRACE_MS, so that reads in progress can finish, then lazily (`-z`): the mount leaves
+ * the tree at once and goes away when the last file closes.
+ */
 async function unmount(mountpoint: string, log: Logger): Promise<void> {
+  const deadline = Date.now() + UNMOUNT_GRACE_MS;
+  while (Date.now() < deadline) {
+    try {
+      await runUnmountCommand(mountpoint, false);
+      return;
+    } catch {
+      if (!(await isMounted(mountpoint))) break;
+      await new Promise((resolve) => setTimeout(resolve, UNMOUNT_RETRY_MS));
+    }
+  }
   try {
-    await runUnmountCommand(mountpoint);
+    if (await isMounted(mountpoint)) {
+      log.info({ mountpoint, graceMs: UNMOUNT_GRACE_MS }, 'mountpoint still busy, detaching it lazily');
+    }
+    await runUnmountCommand(mountpoint, true);
   } catch (err) {
     // Someone ran `fusermount -u` before us: the mount is gone, which is what was wanted.
     if (!(await isMounted(mountpoint))) {
@@ -104,13 +126,13 @@ async function unmount(mountpoint: string, log: Logger): Promise<void> {
   }
 }
 
-// Lazy unmount (-z) detaches the mount even while files are open, so shutdown never waits on
-// a program that keeps one open.
-function runUnmountCommand(mountpoint: string): Promise<void> {
+// Lazy unmount (-z) detaches the mount even while files are open, so shutdown never waits
+// longer than the grace period on a program that keeps one open.
+function runUnmountCommand(mountpoint: string, lazy: boolean): Promise<void> {
   const [command, args] =
     process.platform === 'darwin'
-      ? ['diskutil', ['unmount', 'force', mountpoint]]
-      : ['fusermount', ['-uz', mountpoint]];
+      ? ['diskutil', lazy ? ['unmount', 'force', mountpoint] : ['unmount', mountpoint]]
+      : ['fusermount', [lazy ? '-uz' : '-u', mountpoint]];
   return new Promise((resolve, reject) => {
     execFile(command, args, (err, _stdout, stderr) => {
       if (err) reject(new Error(`${command} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
