@@ -6,11 +6,11 @@
 // Needs root (to drop the page cache between runs) and FUSE. Takes about three minutes.
 // `node scripts/bench.mjs --only metadata` runs only the metadata section (see metadata.mjs),
 // and `--only read` only the read section.
+import { markdownTable, machineSummary, writeSection } from './bench/report.mjs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, totalmem, tmpdir, release } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  REPO_ROOT,
   cleanup,
   clearCalls,
   dropCaches,
@@ -230,7 +230,7 @@ async function readBenchmark() {
       ['5,000 small files, unshaped: files per second', small.filesPerSecond.toFixed(0), ''],
       ['5,000 small files, unshaped: API calls per file', small.callsPerFile.toFixed(2), ''],
     ];
-    const table = ['| measurement | figures | ratio |', '|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+    const table = markdownTable(['measurement', 'figures', 'ratio'], rows);
     console.log(table);
     await writeReport(table);
     await daemon.stop();
@@ -242,23 +242,14 @@ async function readBenchmark() {
 }
 
 async function writeReport(table) {
-  const file = join(REPO_ROOT, 'docs', 'benchmarks.md');
-  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
-  const section = [
-    '<!-- read-benchmark:start -->',
+  await writeSection('read-benchmark', [
     '## Read path (`npm run bench`)',
     '',
-    `Run on ${new Date().toISOString().slice(0, 10)}, ${machine}. Command: \`npm run bench\` as root.`,
+    `Run on ${new Date().toISOString().slice(0, 10)}, ${machineSummary()}. Command: \`npm run bench\` as root.`,
     'Shaped means the emulator adds 20 ms per request and caps bandwidth at 100 MiB/s.',
     '',
     table,
-    '<!-- read-benchmark:end -->',
-  ].join('\n');
-  let text = await readFile(file, 'utf8').catch(() => '# Benchmarks\n');
-  const pattern = /<!-- read-benchmark:start -->[\s\S]*<!-- read-benchmark:end -->/;
-  text = pattern.test(text) ? text.replace(pattern, section) : `${text.trimEnd()}\n\n${section}\n`;
-  await writeFile(file, text);
-  console.log(`wrote ${file}`);
+  ]);
 }
 
 main().catch(async (err) => {

@@ -3,11 +3,11 @@
 // with --no-prefetch. Records wall time and API calls (from the emulator's call log) in
 // docs/benchmarks.md between the metadata-benchmark markers. Then a restart with
 // --metadata-cache of a tree of 100,000 entries: the walk after the restart, and its calls.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { markdownTable, machineSummary, writeSection } from './report.mjs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  REPO_ROOT,
   cleanup,
   clearCalls,
   emulatorCalls,
@@ -133,7 +133,7 @@ export async function runMetadataBenchmark() {
     const restartLabel = `${RESTART_ENTRIES.toLocaleString('en-US')} entries, --metadata-cache`;
     rows.push([`${restartLabel}: restart (until \`mounted\`)`, `${seconds(restart.mountMs)} s`, String(restart.callsAtMount)]);
     rows.push([`${restartLabel}: find + stat after restart`, `${seconds(restart.walkMs)} s`, String(restart.walkCalls)]);
-    const table = ['| measurement | wall time | API calls |', '|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+    const table = markdownTable(['measurement', 'wall time', 'API calls'], rows);
     console.log(table);
     await writeReport(table);
   } finally {
@@ -143,13 +143,10 @@ export async function runMetadataBenchmark() {
 }
 
 async function writeReport(table) {
-  const file = join(REPO_ROOT, 'docs', 'benchmarks.md');
-  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
-  const section = [
-    '<!-- metadata-benchmark:start -->',
+  await writeSection('metadata-benchmark', [
     '## Metadata walks (`node scripts/bench.mjs --only metadata`)',
     '',
-    `Run on ${new Date().toISOString().slice(0, 10)}, ${machine}. Command: \`npm run build && node scripts/bench.mjs --only metadata\`.`,
+    `Run on ${new Date().toISOString().slice(0, 10)}, ${machineSummary()}. Command: \`npm run build && node scripts/bench.mjs --only metadata\`.`,
     `The emulator adds ${LATENCY_MS} ms to every request. \`find -printf %s\` stats ${FILES.toLocaleString('en-US')} files in ${FOLDERS.toLocaleString('en-US')} folders.`,
     'A cold walk starts right after the mount and its API calls include those made while mounting',
     '(token, prefetch). A warm walk runs 1.2 s later, after the kernel attribute cache has expired, so',
@@ -158,11 +155,5 @@ async function writeReport(table) {
     '`--metadata-cache`, walk it, unmount, and then measure the next mount and a walk of the whole tree.',
     '',
     table,
-    '<!-- metadata-benchmark:end -->',
-  ].join('\n');
-  let text = await readFile(file, 'utf8').catch(() => '# Benchmarks\n');
-  const pattern = /<!-- metadata-benchmark:start -->[\s\S]*<!-- metadata-benchmark:end -->/;
-  text = pattern.test(text) ? text.replace(pattern, section) : `${text.trimEnd()}\n\n${section}\n`;
-  await writeFile(file, text);
-  console.log(`wrote ${file}`);
+  ]);
 }
