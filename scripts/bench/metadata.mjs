@@ -25,7 +25,7 @@ const LATENCY_MS = 20;
 const RESTART_FOLDERS = 1000;
 const RESTART_FILES_PER_FOLDER = 99;
 const RESTART_ENTRIES = RESTART_FOLDERS * (RESTART_FILES_PER_FOLDER + 1);
-// Longer than the daemon's default --attr-timeout of 1 s, so that a warm walk is answered by the daemon
+// Longer than the daemon's default --attr-timeout of 1 s, so that a warm walk is served by the daemon
 // and not the kernel's attribute cache.
 const KERNEL_CACHE_EXPIRY_MS = 1_200;
 
@@ -150,7 +150,7 @@ async function writeReport(table) {
     `The emulator adds ${LATENCY_MS} ms to every request. \`find -printf %s\` stats ${FILES.toLocaleString('en-US')} files in ${FOLDERS.toLocaleString('en-US')} folders.`,
     'A cold walk starts right after the mount and its API calls include those made while mounting',
     '(token, prefetch). A warm walk runs 1.2 s later, after the kernel attribute cache has expired, so',
-    'it is answered by the daemon. Calls leave out the change watcher\'s longpoll.',
+    'it is served by the daemon. Calls leave out the change watcher\'s longpoll.',
     `The restart rows mount a tree of ${RESTART_ENTRIES.toLocaleString('en-US')} entries (${RESTART_FOLDERS.toLocaleString('en-US')} folders of ${RESTART_FILES_PER_FOLDER} files) with`,
     '`--metadata-cache`, walk it, unmount, and then measure the next mount and a walk of the whole tree.',
     '',

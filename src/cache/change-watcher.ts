@@ -214,7 +214,7 @@ export class ChangeWatcher {
   }
 
   // Finds the root folder by its id and re-keys the cache to its path. While the id is not
-  // found, the cache answers ENOENT below the root and the id is asked again.
+  // found, lookups below the root return ENOENT and the id is looked up again.
   async #relocateRoot(rootId: string): Promise<void> {
     const { client, cache, log } = this.#options;
     for (;;) {

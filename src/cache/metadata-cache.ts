@@ -1,7 +1,7 @@
 /**
  * The metadata cache: nodes and folder listings on lru-cache, keyed by lower-cased NFC path
- * because Dropbox paths ignore case. A listed folder answers lookups of its children, present or
- * absent, with no API call until its TTL runs out; concurrent misses on one key share a request.
+ * because Dropbox paths ignore case. A listed folder resolves lookups of its children, present or
+ * absent, with no API call until its TTL runs out. Concurrent misses on one key share a request.
  *
  * Invariant: a node is served from cache only while younger than `ttlMs`. Listings are bounded
  * by their total entry count, so a folder of 100,000 entries weighs what its entries weigh.
@@ -150,7 +150,7 @@ export class MetadataCache {
   /**
    * Returns the node at a mount path from the listing of its parent, listing the parent first
    * when it is not cached. Listing costs no more calls than a `get_metadata` per path component,
-   * and the siblings it brings answer the lookups that `ls -l`, `find` and backup walks make
+   * and the siblings it brings resolve the lookups that `ls -l`, `find` and backup walks make
    * next. A parent whose listing is too large to cache is asked with `get_metadata` instead.
    * @throws FsError ENOENT when the path does not exist, and client errors otherwise.
    */
@@ -162,6 +162,7 @@ export class MetadataCache {
     const { parent, name } = splitPath(path);
     const parentKey = keyOf(parent);
     const cached = this.#nodes.get(key) ?? this.#fromListing(parentKey, name);
+
     if (cached !== undefined) {
       this.stats.hits++;
       return this.#found(cached, path);
@@ -170,6 +171,7 @@ export class MetadataCache {
       this.stats.hits++;
       return this.#found(null, path);
     }
+
     this.stats.misses++;
     if (this.#uncachedListings.has(parentKey)) {
       return this.#singleFlight(this.#pendingLookups, key, () => this.#fetchNode(path, key));
@@ -179,8 +181,8 @@ export class MetadataCache {
     const generation = this.#generation;
     const listing = await this.listing(parent);
     const child = listing.children.get(keyOf(name)) ?? null;
-    // A listing too large to cache answers this name once; the negative entry saves a
-    // get_metadata on every later lookup of the same missing name.
+    // A listing too large to cache is fetched for this name only once, and the negative entry
+    // saves a get_metadata on every later lookup of the same missing name.
     if (child === null && this.#uncachedListings.has(parentKey) && generation === this.#generation) {
       this.#negative.set(key, true);
     }

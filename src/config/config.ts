@@ -1,7 +1,7 @@
 /**
  * The daemon's config file: a JSON object with the app credentials, the refresh token, the folder
  * to mount and, for tests and the emulator, the base URLs of Dropbox's three hosts. Validation
- * rejects the first bad field with a message that names it and says how to fix it.
+ * rejects the first bad field with a message that names it and gives the fix.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';

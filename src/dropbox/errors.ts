@@ -1,11 +1,11 @@
 /**
  * Errors raised by the Dropbox client. Callers decide on `tags` (the path of union tags in the
- * error body, such as `['path', 'not_found']`) and never on message text, because Dropbox says
- * its summaries and messages may change.
+ * error body, such as `['path', 'not_found']`) and never on message text, because Dropbox's
+ * documentation warns that summaries and messages may change.
  */
 import { DropboxMountError } from '../errors.js';
 
-/** A 409 endpoint error, or any other Dropbox answer that carries a JSON error union. */
+/** A 409 endpoint error, or any other Dropbox response that carries a JSON error union. */
 export class ApiError extends DropboxMountError {
   readonly status: number;
   readonly route: string;
@@ -26,7 +26,7 @@ export class ApiError extends DropboxMountError {
   }
 }
 
-/** A 400 answer: the request itself was malformed. Not retried, because it would fail again. */
+/** A 400 response: the request itself was malformed. Not retried, because it would fail again. */
 export class BadRequestError extends DropboxMountError {
   readonly route: string;
 
@@ -36,7 +36,7 @@ export class BadRequestError extends DropboxMountError {
   }
 }
 
-/** A 401 answer, or a refresh token that Dropbox no longer accepts. */
+/** A 401 response, or a refresh token that Dropbox no longer accepts. */
 export class AuthError extends DropboxMountError {
   readonly tag: string;
 
@@ -46,7 +46,7 @@ export class AuthError extends DropboxMountError {
   }
 }
 
-/** Retries ran out on 5xx, 429 or network errors. `cause` holds the last failure. */
+/** Retries ran out on 5xx, 429 or network errors. `cause` is the last failure. */
 export class UnavailableError extends DropboxMountError {
   readonly route: string;
 
@@ -73,8 +73,9 @@ export class RetryableStatusError extends DropboxMountError {
 
 /**
  * Extracts the chain of union tags from a Dropbox error union. A member that is itself a union is
- * nested under a key named like its tag; a struct member is inlined, so when the tag's key is
- * absent the walk follows the first inlined field that is a union (`reason` in UploadWriteFailed).
+ * nested under a key named like its tag. A struct member is inlined instead, so when the tag's
+ * key is absent the walk follows the first inlined field that is a union (`reason` in
+ * UploadWriteFailed).
  */
 export function errorTags(error: unknown): string[] {
   const tags: string[] = [];

@@ -1,8 +1,8 @@
 /**
  * Moves and copies made through the API (files/move_v2, files/copy_v2, the move control
- * endpoint). A move is one rename(2) in the data folder; the catalog moves the entry's
- * records, so ids and revs survive, and the journal gets the old path's deletion and an
- * addition for the new path and everything below it. A copy is made in tmp/ first and
+ * endpoint). A move is one rename(2) in the data folder. The catalog moves the entry's
+ * records, so ids and revs survive. The journal gets the old path's deletion and an addition
+ * for the new path and everything below it. A copy is made in tmp/ first and
  * renamed into place, and its entries get new ids.
  */
 

@@ -65,7 +65,7 @@ export async function removeOrphanedStateDirs(stateDir: string): Promise<void> {
     const dataDir = await readFile(join(candidate, DATA_FOLDER_MARKER), 'utf8').catch(() => null);
     if (candidate !== stateDir && dataDir !== null && !(await exists(dataDir))) {
       // Best effort: two emulators starting at once may remove the same folder, and the loser
-      // sees ENOTEMPTY or ENOENT. A folder left behind is removed by a later start.
+      // gets ENOTEMPTY or ENOENT. A folder left behind is removed by a later start.
       await rm(candidate, { recursive: true, force: true }).catch(() => undefined);
     }
   }

@@ -59,11 +59,11 @@ export async function writeTargetOf(state: AccountState, components: string[], f
 }
 
 /**
- * Commits the file `tempFile` to the request's path with Dropbox's WriteMode rules: a folder
- * there is a conflict; identical content is left alone without a new rev (unless
- * strict_conflict outside overwrite mode); `add` never replaces; `update` replaces only its
- * rev. Overwriting keeps the id and gives a new rev. The caller holds the lock; `tempFile`
- * is consumed on success.
+ * Commits the file `tempFile` to the request's path with Dropbox's WriteMode rules. A folder
+ * there is a conflict. Identical content is left alone without a new rev, unless
+ * strict_conflict is set outside overwrite mode. `add` never replaces, and `update` replaces
+ * only its rev. Overwriting keeps the id and gives a new rev. The caller must own the lock,
+ * and `tempFile` is consumed on success.
  */
 export async function commitFileLocked(
   state: AccountState,

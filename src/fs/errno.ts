@@ -1,6 +1,6 @@
 /**
  * The one place that turns errors into errno values for the kernel. Filesystem code throws
- * FsError for conditions it detects itself; everything else is classified here, and anything
+ * FsError for conditions it detects itself, and everything else is classified here. Anything
  * unknown becomes EIO and is logged, because an unexplained EIO is the hardest thing to debug.
  */
 import { constants } from 'node:os';
@@ -37,16 +37,16 @@ const TAG_ERRNO: ReadonlyMap<string, number> = new Map([
 ]);
 
 /**
- * Returns the negative errno that answers a failed FUSE op. Errors that mean a bug or an
+ * Returns the negative errno for a failed FUSE op. Errors that mean a bug or an
  * outage are logged at warn with the op and path; expected ones (ENOENT) are not.
  */
 export function toErrno(err: unknown, log: Logger, op: string, path: string): number {
   const errno = classify(err);
   if (errno === undefined) {
-    log.warn({ op, path, err: describeError(err) }, 'unexpected error, answering EIO');
+    log.warn({ op, path, err: describeError(err) }, 'unexpected error, returning EIO');
     return -Errno.EIO;
   }
-  if (errno === Errno.EIO) log.warn({ op, path, err: describeError(err) }, 'answering EIO');
+  if (errno === Errno.EIO) log.warn({ op, path, err: describeError(err) }, 'returning EIO');
   return -errno;
 }
 

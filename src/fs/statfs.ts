@@ -1,6 +1,6 @@
 /**
- * statfs answers from `users/get_space_usage`, cached so that `df` and file managers, which call
- * it often, do not cost a request each. Once a value is known it is answered at once, and a stale
+ * statfs returns figures from `users/get_space_usage`, cached so that `df` and file managers,
+ * which call it often, do not cost a request each. Once a value is known it is returned at once, and a stale
  * one is refreshed in the background. Before the first value arrives, statfs waits at most
  * FIRST_FETCH_WAIT_MS for it and otherwise returns a placeholder, so statfs never waits on a
  * slow or unreachable network.
@@ -95,7 +95,7 @@ export class SpaceUsageCache {
   }
 }
 
-/** The statfs result while no quota is known: PLACEHOLDER_BYTES in all, all of it free. */
+/** Returns the statfs result for while no quota is known: PLACEHOLDER_BYTES, all of it free. */
 export function placeholderStatfs(): Statfs {
   return toStatfs({ used: 0, allocation: { '.tag': 'individual', allocated: PLACEHOLDER_BYTES } });
 }

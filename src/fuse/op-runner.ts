@@ -1,9 +1,9 @@
 /**
- * Runs one FUSE op and answers the kernel exactly once, with an integer. fuse-native leaves a
- * request unanswered (and the caller in uninterruptible sleep) when a callback gets anything but
- * a number, and never answers at all if the handler throws; so every handler runs through
- * `runOp`, which turns throws and rejections into a negative errno and answers EIO when the op
- * outlives its deadline.
+ * Runs one FUSE op and replies to the kernel exactly once, with an integer. fuse-native never
+ * replies to a request whose callback gets anything but a number, or whose handler throws, and
+ * the caller then waits in uninterruptible sleep. So every handler runs through `runOp`, which
+ * turns throws and rejections into a negative errno and replies EIO when the op outlives its
+ * deadline.
  */
 import type { Logger } from '../log/logger.js';
 import { Errno, toErrno } from '../fs/errno.js';
@@ -12,14 +12,14 @@ import { Errno, toErrno } from '../fs/errno.js';
 export type Reply = [number, ...unknown[]];
 
 /**
- * The outcome of a handler: the reply, or a function that makes it, called only if the op is
- * still unanswered (read uses this to fill the kernel's buffer, which is gone after an answer).
+ * The outcome of a handler: the reply, or a function that makes it, called only if the op has no
+ * reply yet. Read uses this to fill the kernel's buffer, which is gone after the reply.
  */
 export type Outcome = Reply | (() => Reply);
 
 export interface OpContext {
   log: Logger;
-  /** Milliseconds an op may take before it is answered with EIO. */
+  /** Milliseconds an op may take before it fails with EIO. */
   deadlineMs: number;
   /** Called with the byte count of every completed read. */
   onBytesRead?: (bytes: number) => void;
@@ -58,7 +58,7 @@ export function runOp(
   };
 
   const timer = setTimeout(() => {
-    log.warn({ op, path, deadlineMs }, 'op timed out, answering EIO');
+    log.warn({ op, path, deadlineMs }, 'op timed out, returning EIO');
     answer([-Errno.EIO]);
   }, deadlineMs);
 

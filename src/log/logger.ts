@@ -15,7 +15,7 @@ export interface LoggerOptions {
 
 /**
  * Creates the process logger: one JSON object per line on stderr, which journald and `jq` read
- * as they are. Header and body fields are redacted by path as a second line of defence; the
+ * as they are. Header and body fields are redacted by path as a second line of defence. The
  * first is that credentials travel as `Secret` and request logs never include headers.
  */
 export function createLogger(level: LogLevel = 'info', options: LoggerOptions = {}): Logger {
@@ -42,7 +42,7 @@ export function createLogger(level: LogLevel = 'info', options: LoggerOptions = 
   );
 }
 
-/** A logger that drops everything, for library use and unit tests. */
+/** Creates a logger that drops everything, for library use and unit tests. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }

@@ -26,14 +26,17 @@ export class BlockCache {
     return `${id}@${rev}@${offset}`;
   }
 
+  // A miss is counted when the fetched block is stored, not on every look: readers check the
+  // cache before each new stream, and those looks would count a sequential read as misses.
   get(key: string): Buffer | undefined {
     const block = this.#blocks.get(key);
     if (block) this.hits++;
-    else this.misses++;
     return block;
   }
 
+  /** Stores a block fetched after a miss. */
   set(key: string, block: Buffer): void {
+    this.misses++;
     this.#budget.charge(block.length);
     this.#blocks.set(key, block);
     while (this.#budget.overLimit && this.#blocks.size > 0) this.#blocks.pop();

@@ -9,7 +9,7 @@
  * and several at a time. Reads are therefore served in arrival order with two allowances that
  * avoid a new request. A short forward gap is skipped on the open stream, and a short step back
  * is served from the bytes kept behind the stream position. A read elsewhere fetches the 128 KiB block that
- * holds it, through a block cache shared by all handles; a run of reads becomes sequential once
+ * holds it, through a block cache shared by all handles. A run of reads becomes sequential once
  * it covers 256 KiB.
  *
  * A read that reaches the end of a file read in order from byte 0 checks the bytes against the

@@ -13,8 +13,8 @@ import type { MemoryBudget } from './memory-budget.js';
 /** Receives the bytes of a stream in order, with the file offset of the first. */
 export type ByteSink = (offset: number, bytes: Buffer) => void;
 
-// Bytes received ahead of the reader before the body is paused; TCP flow control then holds
-// the server. Enough for several kernel read requests, small enough for many open files. The
+// Bytes received ahead of the reader before the body is paused, after which TCP flow control
+// stops the server. Enough for several kernel read requests, small enough for many open files. The
 // queue also pauses while the shared memory budget is over its limit.
 const QUEUE_BYTES = 512 * 1024;
 

@@ -1,8 +1,7 @@
 /**
  * Reusable buffers for read replies. Every kernel read gets a 128 KiB buffer that lives only
- * until its bytes are copied into the kernel's reply; allocating a new one each time left
- * tens of MiB of dead buffers waiting for the garbage collector when many files were read at
- * once. A buffer returns to the pool only once, so two reads never share one.
+ * until its bytes are copied into the kernel's reply. Allocating a new one each time left tens
+ * of MiB of dead buffers waiting for the garbage collector when many files were read at once. A buffer returns to the pool only once, so two reads never share one.
  */
 
 /** Size of a pooled buffer: the largest read the kernel sends through libfuse 2. */

@@ -26,7 +26,9 @@ export class LastErrorRecorder {
     if (level < WARN) return;
     const [first, second] = args;
     const fields = typeof first === 'object' && first !== null ? (first as Record<string, unknown>) : {};
-    const text = typeof first === 'string' ? first : typeof second === 'string' ? second : '';
+    let text = '';
+    if (typeof first === 'string') text = first;
+    else if (typeof second === 'string') text = second;
     const details: string[] = [];
     for (const key of ['err', 'error', 'op', 'path', 'route']) {
       const value = fields[key];

@@ -22,7 +22,7 @@ const fuse = await fuseAvailable();
 if (!fuse.ok) console.warn(`skipping read-engine mount tests: ${fuse.reason}`);
 
 // Eight threads share one descriptor of the mounted file and one of the source, and compare
-// every pread. Threads release the GIL in os.pread, so the kernel sees concurrent reads.
+// every pread. Threads release the GIL in os.pread, so the kernel receives concurrent reads.
 const PREAD_SCRIPT = `
 import os, random, sys, threading
 mounted, source = sys.argv[1], sys.argv[2]

@@ -147,7 +147,7 @@ describe.skipIf(!fuse.ok)('daemon shutdown and faults', () => {
     expect(cat.stderr).toContain('Input/output error');
     expect(elapsedMs).toBeLessThan(5_500);
     expect(await processesInDStateUnder(daemon.mountpoint)).toEqual([]);
-    const timedOut = daemon.logLines().filter((line) => line.msg === 'op timed out, answering EIO');
+    const timedOut = daemon.logLines().filter((line) => line.msg === 'op timed out, returning EIO');
     expect(timedOut.length).toBeGreaterThan(0);
 
     // The fault applied once, so the next read gets the file.
