@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepare this checkout to build, test and mount: check Node.js, install the FUSE 2 runtime
-# when it is missing, install npm dependencies when the lockfile is newer, and build dist/.
+# Prepare this checkout to build, test and mount: check Node.js, install the FUSE 2 runtime and
+# the native build tools when they are missing, install npm dependencies when the lockfile is
+# newer, and build dist/.
 # Safe to run again: steps that are already done are skipped, except the build.
 set -euo pipefail
 
@@ -52,6 +53,30 @@ check_fuse() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y fuse libfuse2
 }
 
+# npm ci rebuilds fuse-native from patched source (scripts/build-fuse-native.sh) with node-gyp,
+# which needs make, g++ and python3. The FUSE headers come from npm, so libfuse-dev is not needed.
+check_build_tools() {
+  local missing=() tool
+  for tool in make g++ python3; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "make, g++ and python3 found"
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    fail "${missing[*]} missing: npm ci needs them to build fuse-native." \
+      "Install them as root: apt-get install make g++ python3"
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    fail "${missing[*]} missing, and apt-get is not available." \
+      "Install make, a C++ compiler and Python 3, which node-gyp needs to build fuse-native."
+  fi
+  log "installing make, g++ and python3 with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y make g++ python3
+}
+
 install_dependencies() {
   # npm writes node_modules/.package-lock.json on every install, so a lockfile newer than it
   # means the installed tree is out of date.
@@ -65,6 +90,7 @@ install_dependencies() {
 
 check_node
 check_fuse
+check_build_tools
 install_dependencies
 log "building (npm run build)"
 npm run build
