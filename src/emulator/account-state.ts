@@ -15,7 +15,7 @@
 
 import { lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Catalog, inodeOf, versionOf, type CatalogRecord } from './catalog.js';
+import { Catalog, inodeOf, isWithin, versionOf, type CatalogRecord } from './catalog.js';
 import type { DataFolder, Entry } from './data-folder.js';
 import type { ContentHashCache } from './hash-cache.js';
 import { Journal, type ChangeMetadata, type DeletedMetadata } from './journal.js';
@@ -44,6 +44,11 @@ export interface AccountStateOptions {
 export class AccountState {
   readonly catalog = new Catalog();
   readonly journal = new Journal();
+  /**
+   * `path_lower`s of read-only folders, set through the control endpoint: API writes at or
+   * below them fail with `no_write_permission`, as in a view-only shared folder.
+   */
+  readonly readOnlyPaths = new Set<string>();
   private lock: Promise<unknown> = Promise.resolve();
   private saveTimer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
@@ -75,6 +80,16 @@ export class AccountState {
       state.quiet = false;
     }
     return state;
+  }
+
+  /** True when an API write at `pathLower` falls in a read-only folder. */
+  isReadOnly(pathLower: string): boolean {
+    return [...this.readOnlyPaths].some((readOnly) => isWithin(pathLower, readOnly));
+  }
+
+  /** True when deleting or moving `pathLower` would change a read-only folder or its contents. */
+  touchesReadOnly(pathLower: string): boolean {
+    return [...this.readOnlyPaths].some((readOnly) => isWithin(pathLower, readOnly) || isWithin(readOnly, pathLower));
   }
 
   /** Runs `task` after every earlier task, so catalog changes never interleave. */

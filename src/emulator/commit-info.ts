@@ -58,15 +58,32 @@ export function parseWriteMode(route: string, source: string, value: unknown): W
 
 /** Checks client_modified and content_hash formats; rejects with a 400. */
 export function checkCommitFormats(route: string, source: string, clientModified?: string, contentHash?: string) {
-  if (clientModified !== undefined && (!TIMESTAMP.test(clientModified) || Number.isNaN(Date.parse(clientModified)))) {
+  if (clientModified !== undefined && !isDropboxTimestamp(clientModified)) {
     throw badInput(
       route,
       `${source}: client_modified: time data '${clientModified}' does not match format '%Y-%m-%dT%H:%M:%SZ'`,
     );
   }
+  checkContentHashFormat(route, source, contentHash);
+}
+
+/** Checks the format of a `content_hash` argument (64 lowercase hex digits); rejects with a 400. */
+export function checkContentHashFormat(route: string, source: string, contentHash?: string) {
   if (contentHash !== undefined && !CONTENT_HASH.test(contentHash)) {
     throw badInput(route, `${source}: content_hash: '${contentHash}' did not match pattern '[0-9a-f]{64}'`);
   }
+}
+
+/**
+ * True for a real UTC time in whole seconds. Date.parse alone accepts 2021-02-29 and 24:00,
+ * which strptime's `%Y-%m-%dT%H:%M:%SZ` rejects, so the parsed time must print back the same.
+ */
+function isDropboxTimestamp(value: string): boolean {
+  if (!TIMESTAMP.test(value)) {
+    return false;
+  }
+  const ms = Date.parse(value);
+  return !Number.isNaN(ms) && new Date(ms).toISOString() === value.replace('Z', '.000Z');
 }
 
 /**

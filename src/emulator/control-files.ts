@@ -7,6 +7,8 @@
  * - POST /_emulator/files/write {path, content_base64, client_modified?}: creates or replaces
  *   a file (written to tmp/ and renamed into place; missing folders are created).
  * - POST /_emulator/files/delete {path}: deletes a file or a folder with its contents.
+ * A replaced or deleted file keeps its old contents as an earlier revision, as with
+ * files/upload and files/delete_v2, so `rev:OLD` stays readable.
  * - POST /_emulator/files/move {from, to}: renames a file or folder.
  * - POST /_emulator/files/mkdir {path}: creates a folder and missing parents.
  * - POST /_emulator/files/scan: scans the whole data folder now.
@@ -51,12 +53,12 @@ export async function serveFilesControl(context: EmulatorContext, exchange: Exch
         await utimes(temporary, seconds, seconds);
       }
       await mkdir(dirname(target), { recursive: true });
-      await rename(temporary, target);
+      await changeKeepingRevision(context, target, () => rename(temporary, target));
       return answer(context, exchange, [dirname(target)], stringField(body, 'path'));
     }
     case 'delete': {
       const target = diskPathOf(root, stringField(body, 'path'));
-      await rm(target, { recursive: true, force: true });
+      await changeKeepingRevision(context, target, () => rm(target, { recursive: true, force: true }));
       return answer(context, exchange, [dirname(target)], null);
     }
     case 'move': {
@@ -107,6 +109,25 @@ const MIME_TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.pdf': 'application/pdf',
 };
+
+/**
+ * Runs `change` under the state lock. When `diskPath` is a file, its current contents are
+ * first kept as the revision its record names, reconciling the record with the disk first so
+ * the rev matches the bytes kept.
+ */
+async function changeKeepingRevision(context: EmulatorContext, diskPath: string, change: () => Promise<void>) {
+  const { account } = context.state;
+  const root = await context.folder.rootEntry();
+  const relative = diskPath.slice(context.folder.root.length).split('/').filter((name) => name !== '');
+  await account.exclusive(async () => {
+    const entry = await context.folder.resolve(root, relative);
+    if (entry !== null && entry.kind === 'file' && entry.diskPath === diskPath) {
+      const record = await account.reconcileLocked(entry);
+      await account.revisions.keep(entry.diskPath, entry.pathLower, record);
+    }
+    await change();
+  });
+}
 
 async function answer(
   context: EmulatorContext,

@@ -4,10 +4,12 @@
  * - GET /_emulator/calls: the call log as a JSON array of CallRecord.
  * - DELETE /_emulator/calls: clears the call log.
  * - /_emulator/faults and /_emulator/shaping: see faults-control.ts.
+ * - /_emulator/account (quota and read-only folders): see control-account.ts.
  * - /_emulator/files/* (changes made as another program would) and /_emulator/link/*
  *   (temporary links): see control-files.ts.
  */
 
+import { ACCOUNT_PATH, serveAccountControl } from './control-account.js';
 import type { EmulatorContext } from './context.js';
 import { FILES_CONTROL_PREFIX, LINK_PATH_PREFIX, serveFilesControl, serveTemporaryLink } from './control-files.js';
 import { plainError } from './errors.js';
@@ -25,6 +27,9 @@ export async function serveControl(context: EmulatorContext, exchange: Exchange)
   if (pathname === SHAPING_PATH) {
     return serveShapingControl(context, exchange);
   }
+  if (pathname === ACCOUNT_PATH) {
+    return serveAccountControl(context, exchange);
+  }
   if (pathname.startsWith(FILES_CONTROL_PREFIX)) {
     return serveFilesControl(context, exchange);
   }
@@ -32,7 +37,7 @@ export async function serveControl(context: EmulatorContext, exchange: Exchange)
     return serveTemporaryLink(context, exchange);
   }
   if (pathname !== '/_emulator/calls') {
-    const known = `/_emulator/calls, ${FAULTS_PATH} and ${SHAPING_PATH}`;
+    const known = `/_emulator/calls, ${FAULTS_PATH}, ${SHAPING_PATH}, ${ACCOUNT_PATH}, ${FILES_CONTROL_PREFIX}*`;
     throw plainError(404, `Unknown control endpoint ${pathname}; the emulator serves ${known}.`);
   }
   switch (exchange.req.method) {

@@ -46,7 +46,7 @@ export async function serveApiRoute(
     // Dropbox returns 400 in its usual plain-text form for an unknown function, not 404.
     throw badInput(name, `Unknown API function: /2/${name}`);
   }
-  if ((await applyFault(context, exchange, name, route.style === 'download')) === 'answered') {
+  if ((await applyFault(context, exchange, name, route.style)) === 'answered') {
     return;
   }
   checkMethod(exchange, route);

@@ -26,8 +26,18 @@ export interface Exchange {
   readonly shaping: Shaping | null;
   /** Fault that acts on the response body of a download, set by the fault rule table. */
   bodyFault?: BodyFault;
+  /**
+   * Request body bytes to read before the connection is destroyed (the cut-request-after
+   * fault); undefined for no cut.
+   */
+  requestCutAfterBytes?: number;
   /** Fault kind that acted on this call, for the call log, e.g. '429' or 'cut-after'. */
   fault?: string;
+}
+
+/** The error a body reader throws once the cut-request-after fault destroyed the connection. */
+export class RequestCutError extends Error {
+  override readonly name = 'RequestCutError';
 }
 
 export function createExchange(
@@ -133,7 +143,32 @@ export async function readBody(exchange: Exchange, maxBytes: number): Promise<Bu
 export function requestChunks(exchange: Exchange): AsyncIterable<Buffer> {
   const body = exchange.req as AsyncIterable<Buffer>;
   const bucket = exchange.shaping?.bucket ?? null;
-  return bucket === null ? body : readShapedBody(body, bucket);
+  const chunks = bucket === null ? body : readShapedBody(body, bucket);
+  const cutAfter = exchange.requestCutAfterBytes;
+  return cutAfter === undefined ? chunks : cutRequest(exchange, chunks, cutAfter);
+}
+
+/**
+ * Yields the first `afterBytes` bytes of the body, then destroys the connection and throws
+ * RequestCutError, as when a link fails mid-request. A shorter body is cut at its end, so
+ * the request is never answered either way.
+ */
+async function* cutRequest(exchange: Exchange, chunks: AsyncIterable<Buffer>, afterBytes: number) {
+  let received = 0;
+  for await (const chunk of chunks) {
+    const room = afterBytes - received;
+    if (chunk.length >= room) {
+      if (room > 0) {
+        yield chunk.subarray(0, room);
+      }
+      break;
+    }
+    received += chunk.length;
+    yield chunk;
+  }
+  exchange.fault = 'cut-request-after';
+  exchange.res.destroy();
+  throw new RequestCutError(`connection cut after ${afterBytes} request body bytes`);
 }
 
 /** Discards the request body so that a keep-alive connection can carry the next request. */

@@ -5,37 +5,46 @@
  * - 500 and 503: a plain-text body, which Dropbox documents as arbitrary for 5xx,
  * - expired-token: 401 JSON AuthError `expired_access_token` with `WWW-Authenticate`,
  * - black-hole: the request is read and never answered,
+ * - too-many-write-operations: 409 with `too_many_write_operations` where the route's error
+ *   union puts it (see writeContentionError); the route does no work,
  * - reset: every cursor is invalidated, then the route runs and reports `reset` itself,
- * - cut-after and change-after: set up a body fault that the download body writer runs.
+ * - cut-after and change-after: set up a body fault that the download body writer runs,
+ * - cut-request-after: the route runs, and the request body reader destroys the connection
+ *   after N bytes (see exchange.ts), so the route must drop what it received.
  */
 
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { EmulatorContext } from './context.js';
-import { authError, errorSummary } from './errors.js';
+import { authError, errorSummary, routeError, type ErrorUnion } from './errors.js';
 import { sendBody, sendError, type Exchange } from './exchange.js';
 import type { FaultRule } from './faults.js';
+import type { Route } from './route-table.js';
 
 export type FaultOutcome = 'answered' | 'continue';
 
 /**
- * Consults the fault table for a call to `route` and applies the matching rule. Returns
- * 'answered' when the fault took the place of the response (or of any response, for a black
- * hole), else 'continue' and the caller serves the route.
+ * Consults the fault table for a call to `route` and applies the matching rule. `style` is
+ * the route's style, or 'token' for the OAuth token endpoint. Returns 'answered' when the
+ * fault took the place of the response (or of any response, for a black hole), else
+ * 'continue' and the caller serves the route.
  */
 export async function applyFault(
   context: EmulatorContext,
   exchange: Exchange,
   route: string,
-  streamsBody: boolean,
+  style: Route['style'] | 'token',
 ): Promise<FaultOutcome> {
-  const rule = context.faults.take(route, streamsBody);
+  const rule = context.faults.take(route, {
+    sendsFileBody: style === 'download',
+    readsRequestBody: style !== 'download',
+  });
   if (rule === undefined) {
     return 'continue';
   }
   // Body faults record themselves when they act, since an error reply never reaches them.
-  if (rule.fault !== 'cut-after' && rule.fault !== 'change-after') {
+  if (rule.fault !== 'cut-after' && rule.fault !== 'change-after' && rule.fault !== 'cut-request-after') {
     exchange.fault = rule.fault;
   }
   switch (rule.fault) {
@@ -51,6 +60,9 @@ export async function applyFault(
     case 'expired-token':
       sendError(exchange, authError('expired_access_token'));
       return 'answered';
+    case 'too-many-write-operations':
+      sendError(exchange, routeError(writeContentionError(route)));
+      return 'answered';
     case 'black-hole':
       await holdUntilClosed(exchange);
       return 'answered';
@@ -63,7 +75,36 @@ export async function applyFault(
     case 'change-after':
       exchange.bodyFault = { afterBytes: rule.bytes ?? 0, act: () => changeFile(context, exchange, rule) };
       return 'continue';
+    case 'cut-request-after':
+      exchange.requestCutAfterBytes = rule.bytes ?? 0;
+      return 'continue';
   }
+}
+
+/**
+ * Returns the route error for namespace lock contention in the route's own union: a top-level
+ * tag for DeleteError and UploadSessionFinishError, else a WriteError where the route puts
+ * one (inlined UploadWriteFailed for files/upload, `path` for create_folder_v2).
+ * NOTE: RelocationError has no top-level tag for it, and Dropbox does not document which of
+ * `from_write` and `to` carries it; this uses `to`.
+ */
+function writeContentionError(route: string): ErrorUnion {
+  const writeError = { '.tag': 'too_many_write_operations' };
+  switch (route) {
+    case 'files/upload':
+      return { '.tag': 'path', reason: writeError, upload_session_id: newUploadSessionId() };
+    case 'files/create_folder_v2':
+      return { '.tag': 'path', path: writeError };
+    case 'files/move_v2':
+    case 'files/copy_v2':
+      return { '.tag': 'to', to: writeError };
+    default:
+      return writeError;
+  }
+}
+
+function newUploadSessionId(): string {
+  return 'pid_upload_session:' + randomBytes(24).toString('base64url');
 }
 
 function sendRateLimit(exchange: Exchange, rule: FaultRule): void {

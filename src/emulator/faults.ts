@@ -14,6 +14,8 @@ export const FAULT_KINDS = [
   '503',
   'expired-token',
   'cut-after',
+  'cut-request-after',
+  'too-many-write-operations',
   'black-hole',
   'change-after',
   'reset',
@@ -28,6 +30,32 @@ export type RateLimitReason = (typeof RATE_LIMIT_REASONS)[number];
 /** Faults that act on a response body, so they only match download-style routes. */
 const BODY_FAULTS: ReadonlySet<FaultKind> = new Set(['cut-after', 'change-after']);
 
+/** Faults that need `bytes`: the response faults above and the request-body cut. */
+const BYTE_COUNT_FAULTS: ReadonlySet<FaultKind> = new Set([...BODY_FAULTS, 'cut-request-after']);
+
+/**
+ * Routes whose error union can carry `too_many_write_operations` (Dropbox's namespace lock
+ * contention): at the top of DeleteError and UploadSessionFinishError, and as a WriteError
+ * inside UploadError, CreateFolderError and RelocationError. The 409 fault of that name
+ * matches only these routes.
+ */
+export const WRITE_CONTENTION_ROUTES: ReadonlySet<string> = new Set([
+  'files/upload',
+  'files/upload_session/finish',
+  'files/create_folder_v2',
+  'files/delete_v2',
+  'files/move_v2',
+  'files/copy_v2',
+]);
+
+/** What a route does with bodies, which decides the faults that can match it. */
+export interface RouteTraits {
+  /** The route sends a file body (download style), which cut-after and change-after need. */
+  sendsFileBody: boolean;
+  /** The route reads a request body (RPC, upload and token calls), which cut-request-after needs. */
+  readsRequestBody: boolean;
+}
+
 /** One rule in the JSON form that the control endpoint takes and returns. */
 export interface FaultRule {
   /** Route name as in the URL after /2/ (e.g. 'files/download'), 'oauth2/token', or '*'. */
@@ -39,7 +67,11 @@ export interface FaultRule {
   retryAfterSeconds?: number;
   /** For '429': the RateLimitReason tag; default 'too_many_requests'. */
   reason?: RateLimitReason;
-  /** For 'cut-after' and 'change-after': body bytes sent before the fault acts. */
+  /**
+   * For 'cut-after' and 'change-after': response body bytes sent before the fault acts. For
+   * 'cut-request-after': request body bytes read before the connection is destroyed. A route
+   * that rejects the request before reading its body responds as usual, and nothing is cut.
+   */
   bytes?: number;
   /** For 'change-after': the file's new content as UTF-8; default: every byte inverted. */
   content?: string;
@@ -114,12 +146,19 @@ function copyCount(
 }
 
 function checkFieldsFitFault(rule: FaultRule): void {
-  const isBodyFault = BODY_FAULTS.has(rule.fault);
-  if (isBodyFault && rule.bytes === undefined) {
-    throw new InvalidFaultRuleError(`fault "${rule.fault}" needs "bytes", the body bytes to send first`);
+  const needsBytes = BYTE_COUNT_FAULTS.has(rule.fault);
+  if (needsBytes && rule.bytes === undefined) {
+    throw new InvalidFaultRuleError(`fault "${rule.fault}" needs "bytes", the body bytes to pass first`);
   }
-  if (!isBodyFault && rule.bytes !== undefined) {
-    throw new InvalidFaultRuleError(`"bytes" applies only to cut-after and change-after, not ${rule.fault}`);
+  if (!needsBytes && rule.bytes !== undefined) {
+    throw new InvalidFaultRuleError(
+      `"bytes" applies only to cut-after, change-after and cut-request-after, not ${rule.fault}`,
+    );
+  }
+  if (rule.fault === 'too-many-write-operations' && rule.route !== '*' && !WRITE_CONTENTION_ROUTES.has(rule.route)) {
+    throw new InvalidFaultRuleError(
+      `fault "too-many-write-operations" needs a route whose errors carry it: ${[...WRITE_CONTENTION_ROUTES].join(', ')} or *`,
+    );
   }
   if (rule.fault !== '429' && (rule.retryAfterSeconds !== undefined || rule.reason !== undefined)) {
     throw new InvalidFaultRuleError(`"retryAfterSeconds" and "reason" apply only to fault 429, not ${rule.fault}`);
@@ -141,7 +180,8 @@ const TEXT_OPTIONS: Record<string, keyof FaultRule> = {
 export const FAULT_RULE_SYNTAX =
   'ROUTE:FAULT[,OPTION=VALUE...] where ROUTE is a route name such as files/download, ' +
   'oauth2/token, or * for every /2/ route; FAULT is 429, 500, 503, expired-token, black-hole, ' +
-  'reset, cut-after=BYTES or change-after=BYTES; OPTION is times=N, retry-after=SECONDS, ' +
+  'reset, too-many-write-operations, cut-after=BYTES, change-after=BYTES or ' +
+  'cut-request-after=BYTES; OPTION is times=N, retry-after=SECONDS, ' +
   'reason=too_many_requests|too_many_write_operations, or content=TEXT (for change-after)';
 
 /**
@@ -205,14 +245,14 @@ export class FaultTable {
 
   /**
    * Returns the first rule that matches a call to `route` and counts the call against it,
-   * dropping the rule once its count is used up. `streamsBody` tells whether the route sends
-   * a file body, which cut-after and change-after need. Costs one length check when empty.
+   * dropping the rule once its count is used up. `traits` decide which body faults can match.
+   * Costs one length check when empty.
    */
-  take(route: string, streamsBody: boolean): FaultRule | undefined {
+  take(route: string, traits: RouteTraits): FaultRule | undefined {
     if (this.rules.length === 0) {
       return undefined;
     }
-    const index = this.rules.findIndex((rule) => matches(rule, route, streamsBody));
+    const index = this.rules.findIndex((rule) => matches(rule, route, traits));
     const rule = this.rules[index];
     if (rule === undefined) {
       return undefined;
@@ -227,8 +267,20 @@ export class FaultTable {
   }
 }
 
-function matches(rule: FaultRule, route: string, streamsBody: boolean): boolean {
+function matches(rule: FaultRule, route: string, traits: RouteTraits): boolean {
   // '*' means every Dropbox API route, so a blanket rule does not also block token refresh.
   const routeMatches = rule.route === route || (rule.route === '*' && route !== 'oauth2/token');
-  return routeMatches && (streamsBody || !BODY_FAULTS.has(rule.fault));
+  if (!routeMatches) {
+    return false;
+  }
+  if (BODY_FAULTS.has(rule.fault)) {
+    return traits.sendsFileBody;
+  }
+  if (rule.fault === 'cut-request-after') {
+    return traits.readsRequestBody;
+  }
+  if (rule.fault === 'too-many-write-operations') {
+    return WRITE_CONTENTION_ROUTES.has(route);
+  }
+  return true;
 }

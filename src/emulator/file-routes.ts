@@ -8,7 +8,7 @@
 
 import type { EmulatorContext } from './context.js';
 import type { Entry } from './data-folder.js';
-import { routeError, type ErrorUnion } from './errors.js';
+import { badInput, routeError, type ErrorUnion } from './errors.js';
 import { describeEntry, lookupEntry } from './lookup.js';
 import type { FolderMetadata, TaggedMetadata } from './metadata.js';
 import { parsePath } from './paths.js';
@@ -18,6 +18,7 @@ import { writeComponentsOf } from './commit-info.js';
 import { conflict, createFolderLocked, deleteEntryLocked } from './write-ops.js';
 
 const CREATE_FOLDER = 'files/create_folder_v2';
+const DELETE = 'files/delete_v2';
 
 export const createFolderRoute: RpcRoute = {
   name: CREATE_FOLDER,
@@ -43,20 +44,27 @@ export const createFolderRoute: RpcRoute = {
 };
 
 export const deleteRoute: RpcRoute = {
-  name: 'files/delete_v2',
+  name: DELETE,
   style: 'rpc',
   auth: 'user',
   arg: { path: { type: 'string', required: true }, parent_rev: { type: 'string' } },
   async handle(context: EmulatorContext, arg: { path: string; parent_rev?: string }) {
+    if (arg.parent_rev !== undefined && !/^[0-9a-f]{9,}$/.test(arg.parent_rev)) {
+      // A rev is at least 9 lowercase hex digits, as FileMetadata.rev.
+      throw badInput(DELETE, `request body: parent_rev: '${arg.parent_rev}' did not match pattern '[0-9a-f]{9,}'`);
+    }
     const lookupFailed = (error: ErrorUnion) => routeError({ '.tag': 'path_lookup', path_lookup: error });
-    const entry = await findSource(context, 'files/delete_v2', arg.path, 'path', lookupFailed);
+    const entry = await findSource(context, DELETE, arg.path, 'path', lookupFailed);
     const metadata = await describeOrFail(context, entry, lookupFailed);
+    const { account } = context.state;
+    if (account.touchesReadOnly(entry.pathLower)) {
+      throw routeError({ '.tag': 'path_write', path_write: { '.tag': 'no_write_permission' } });
+    }
     if (arg.parent_rev !== undefined && (metadata['.tag'] !== 'file' || metadata.rev !== arg.parent_rev)) {
-      // NOTE: Dropbox does not document the error for a stale parent_rev; a conflict is the
-      // WriteError that fits.
+      // NOTE: Dropbox documents no error for a stale parent_rev or for parent_rev on a folder
+      // (which it does not allow). The conflict WriteError is the closest fit for both.
       throw routeError({ '.tag': 'path_write', path_write: conflict(entry.kind) });
     }
-    const { account } = context.state;
     await account.exclusive(() => deleteEntryLocked(account, entry));
     return { metadata };
   },
@@ -85,6 +93,9 @@ function relocationRoute(name: string, copy: boolean): RpcRoute {
     async handle(context: EmulatorContext, arg: RelocationArg): Promise<{ metadata: TaggedMetadata }> {
       const fromFailed = (error: ErrorUnion) => routeError({ '.tag': 'from_lookup', from_lookup: error });
       const from = await findSource(context, name, arg.from_path, 'from_path', fromFailed);
+      if (!copy && context.state.account.touchesReadOnly(from.pathLower)) {
+        throw routeError({ '.tag': 'from_write', from_write: { '.tag': 'no_write_permission' } });
+      }
       const toFailed = (writeError: ErrorUnion) => routeError({ '.tag': 'to', to: writeError });
       const toComponents = await writeComponentsOf(context, name, arg.to_path, 'request body: to_path', toFailed);
       const { account } = context.state;

@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { createContext, type EmulatorContext } from './context.js';
 import { CONTROL_PREFIX, serveControl } from './control.js';
+import { applyAccountSettings, validateAccountSettings } from './control-account.js';
 import { serveApiRoute } from './dispatch.js';
 import { applyFault } from './faults-apply.js';
 import { validateFaultRule } from './faults.js';
@@ -63,6 +64,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     faults: () => context.faults.list(),
     clearFaults: () => context.faults.clear(),
     setShaping: (settings) => context.shaping.update(settings),
+    setAccountSettings: (settings) => applyAccountSettings(context, validateAccountSettings(settings)),
     invalidateCursors: () => context.state.account.journal.invalidate(),
     rescan: () => context.state.watcher.scanAll(),
     close: async () => {
@@ -107,7 +109,7 @@ async function handleRequest(
       await serveControl(context, exchange);
     } else if (TOKEN_PATHS.has(pathname)) {
       exchange.route = TOKEN_ROUTE;
-      if ((await applyFault(context, exchange, TOKEN_ROUTE, false)) === 'answered') {
+      if ((await applyFault(context, exchange, TOKEN_ROUTE, 'token')) === 'answered') {
         return;
       }
       await serveTokenRequest(context, exchange);
@@ -127,7 +129,8 @@ async function handleRequest(
 /** Sends the error response, or a 500 for an unexpected error; drops it once headers are out. */
 function answerFailure(exchange: Exchange, error: unknown): void {
   const { res } = exchange;
-  if (res.headersSent) {
+  if (res.headersSent || res.destroyed) {
+    // A cut request (the cut-request-after fault, or a client that left) takes no response.
     res.destroy();
     return;
   }

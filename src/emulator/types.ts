@@ -1,9 +1,10 @@
 /** Public types of the emulator. */
 
+import type { AccountSettings } from './control-account.js';
 import type { ActiveFaultRule, FaultRule } from './faults.js';
 import type { ShapingSettings } from './shaping.js';
 
-export type { ActiveFaultRule, FaultRule, ShapingSettings };
+export type { AccountSettings, ActiveFaultRule, FaultRule, ShapingSettings };
 
 export interface EmulatorOptions {
   /** Served folder; it must exist. */
@@ -20,7 +21,10 @@ export interface EmulatorOptions {
   refreshToken?: string;
   /** Lifetime of issued access tokens in seconds; default 14400 (4 h, as Dropbox issues). */
   accessTokenTtlSeconds?: number;
-  /** Allocated space reported by users/get_space_usage, in bytes; default 2 TiB. */
+  /**
+   * Allocated space in bytes, reported by users/get_space_usage and checked by uploads and
+   * copies; default 2 TiB. POST /_emulator/account changes it while running.
+   */
   quotaBytes?: number;
   /** Clock in milliseconds since the epoch, for token expiry; default Date.now. Tests pass a fake. */
   now?: () => number;
@@ -82,6 +86,11 @@ export interface Emulator {
   clearFaults(): void;
   /** Changes the given shaping settings and keeps the others. */
   setShaping(settings: Partial<ShapingSettings>): void;
+  /**
+   * Changes the given account settings (quota, read-only folders) and keeps the others;
+   * throws InvalidAccountSettingsError for an invalid one. Same as POST /_emulator/account.
+   */
+  setAccountSettings(settings: Partial<AccountSettings>): void;
   /** Makes every list_folder cursor answer 409 `reset` (the "cursor reset" fault). */
   invalidateCursors(): void;
   /** Scans the data folder now and journals every change made there outside the API. */

@@ -2,8 +2,11 @@
  * files/upload_session/start, append_v2 and finish. `offset` is the number of bytes the
  * session has received; an append or finish naming another offset gets `incorrect_offset`
  * with `correct_offset`, which clients use to resume. A closed session takes no more
- * appends (`closed`). Finish commits like files/upload; its errors nest the lookup error
- * under `lookup_failed` and the WriteError under `path`.
+ * appends (`closed`), and finish on it may carry no data. Finish commits like files/upload;
+ * its errors nest the lookup error under `lookup_failed` and the WriteError under `path`.
+ * A failed append or finish leaves the session as it was, bytes and offset, so a client can
+ * retry from `correct_offset`. That includes a request cut mid-body, which Dropbox never
+ * acknowledged.
  * NOTE: concurrent sessions are accepted as sequential ones; only "no data and no close in
  * start" is checked for them.
  */
@@ -13,6 +16,7 @@ import { contentHashOfFile } from '../dropbox/content-hash.js';
 import { validateStruct } from './args.js';
 import {
   checkCommitFormats,
+  checkContentHashFormat,
   COMMIT_INFO_FIELDS,
   parseWriteMode,
   writeComponentsOf,
@@ -28,6 +32,7 @@ import type { UploadSession } from './upload-sessions.js';
 import { commitFileLocked } from './write-ops.js';
 
 const SOURCE = 'HTTP header "Dropbox-API-Arg"';
+const APPEND = 'files/upload_session/append:2';
 const FINISH = 'files/upload_session/finish';
 // Dropbox's largest file through an upload session: 2^41 - 2^22 bytes (about 2 TiB).
 const MAX_SESSION_BYTES = 2 ** 41 - 2 ** 22;
@@ -43,9 +48,14 @@ export const uploadSessionStartRoute: UploadRoute = {
   auth: 'user',
   arg: { close: { type: 'boolean' }, session_type: { type: 'union' }, content_hash: { type: 'string' } },
   async handle(context, exchange, arg: { close?: boolean; session_type?: unknown; content_hash?: string }) {
+    checkContentHashFormat('files/upload_session/start', SOURCE, arg.content_hash);
     const { sessions } = context.state;
     const session = sessions.create();
-    const received = await receiveBody(exchange, session.file, 0);
+    // A start whose body never fully arrived leaves no session behind.
+    const received = await receiveBody(exchange, session.file, 0).catch(async (error: unknown) => {
+      await sessions.remove(session.id);
+      throw error;
+    });
     const concurrent = arg.session_type === 'concurrent'
       || (arg.session_type as { '.tag'?: string } | undefined)?.['.tag'] === 'concurrent';
     const problem = startProblem(received, concurrent, arg);
@@ -65,15 +75,19 @@ export const uploadSessionAppendRoute: UploadRoute = {
   auth: 'user',
   arg: { cursor: { type: 'struct', required: true }, close: { type: 'boolean' }, content_hash: { type: 'string' } },
   async handle(context, exchange, arg: { cursor: SessionCursor; close?: boolean; content_hash?: string }) {
-    const session = await openSession(context, exchange, arg.cursor, 'files/upload_session/append:2', (error) =>
-      routeError(error));
-    if (session.closed) {
-      await discardBody(exchange);
-      throw routeError({ '.tag': 'closed' });
+    checkContentHashFormat(APPEND, SOURCE, arg.content_hash);
+    const session = await openSession(context, exchange, arg.cursor, APPEND, (error) => routeError(error));
+    try {
+      if (session.closed) {
+        await discardBody(exchange);
+        throw routeError({ '.tag': 'closed' });
+      }
+      await appendBody(exchange, session, arg.content_hash, (error) => routeError(error));
+      session.closed = arg.close ?? false;
+      return null;
+    } finally {
+      session.busy = false;
     }
-    await appendBody(exchange, session, arg.content_hash, (error) => routeError(error));
-    session.closed = arg.close ?? false;
-    return null;
   },
 };
 
@@ -92,24 +106,43 @@ export const uploadSessionFinishRoute: UploadRoute = {
     checkCommitFormats(FINISH, SOURCE, commit.client_modified, arg.content_hash);
     const lookupFailed = (error: ErrorUnion) => routeError({ '.tag': 'lookup_failed', lookup_failed: error });
     const session = await openSession(context, exchange, arg.cursor, FINISH, lookupFailed);
-    await appendBody(exchange, session, arg.content_hash, (error) =>
-      error['.tag'] === 'incorrect_offset' ? lookupFailed(error) : routeError(error));
-    const fail = (writeError: ErrorUnion) => routeError({ '.tag': 'path', path: writeError });
-    const components = await writeComponentsOf(context, FINISH, commit.path, `${SOURCE}: commit: path`, fail);
-    const request = {
-      components,
-      mode,
-      autorename: commit.autorename ?? false,
-      strictConflict: commit.strict_conflict ?? false,
-      clientModified: commit.client_modified,
-      contentHash: await contentHashOfFile(session.file),
-      size: session.offset,
-    };
-    const { account, sessions } = context.state;
-    const metadata = await account.exclusive(() =>
-      commitFileLocked(account, context.quotaBytes, session.file, request, fail));
-    await sessions.remove(session.id);
-    return metadata;
+    const offsetBefore = session.offset;
+    try {
+      await appendBody(exchange, session, arg.content_hash, (error) =>
+        error['.tag'] === 'incorrect_offset' ? lookupFailed(error) : routeError(error));
+    } catch (error) {
+      session.busy = false;
+      throw error;
+    }
+    try {
+      if (session.closed && session.offset > offsetBefore) {
+        throw lookupFailed({ '.tag': 'closed' });
+      }
+      const fail = (writeError: ErrorUnion) => routeError({ '.tag': 'path', path: writeError });
+      const components = await writeComponentsOf(context, FINISH, commit.path, `${SOURCE}: commit: path`, fail);
+      const request = {
+        components,
+        mode,
+        autorename: commit.autorename ?? false,
+        strictConflict: commit.strict_conflict ?? false,
+        clientModified: commit.client_modified,
+        contentHash: await contentHashOfFile(session.file),
+        size: session.offset,
+      };
+      const { account } = context.state;
+      const metadata = await account.exclusive(() =>
+        commitFileLocked(account, context.quotaBytes, session.file, request, fail));
+      await context.state.sessions.remove(session.id);
+      return metadata;
+    } catch (error) {
+      // NOTE: Dropbox does not document whether a failed finish keeps its data; dropping it
+      // lets a client retry the same finish, e.g. with another path or mode.
+      await truncate(session.file, offsetBefore).catch(() => undefined);
+      session.offset = offsetBefore;
+      throw error;
+    } finally {
+      session.busy = false;
+    }
   },
 };
 
@@ -134,7 +167,10 @@ function startProblem(
   return null;
 }
 
-/** Finds the cursor's session and checks its offset; drains the body before rejecting. */
+/**
+ * Finds the cursor's session, checks its offset and marks it busy; the caller clears `busy`
+ * when done. Drains the body before rejecting.
+ */
 async function openSession(
   context: EmulatorContext,
   exchange: Exchange,
@@ -148,10 +184,14 @@ async function openSession(
     await discardBody(exchange);
     throw fail({ '.tag': 'not_found' });
   }
-  if (cursor.offset !== session.offset) {
+  // An append still in flight has not moved the offset yet, so a second request naming the
+  // same offset would write the same bytes twice.
+  // NOTE: Dropbox does not document its response to overlapping appends, so this is an emulator choice.
+  if (cursor.offset !== session.offset || session.busy) {
     await discardBody(exchange);
     throw fail({ '.tag': 'incorrect_offset', correct_offset: session.offset });
   }
+  session.busy = true;
   return session;
 }
 

@@ -14,6 +14,8 @@ export interface UploadSession {
   /** Bytes received so far: the offset the next append must name. */
   offset: number;
   closed: boolean;
+  /** True while an append or finish is using the session. */
+  busy: boolean;
   createdAtMs: number;
 }
 
@@ -35,6 +37,7 @@ export class UploadSessions {
       file: join(this.tmpDir, `session-${randomBytes(12).toString('hex')}`),
       offset: 0,
       closed: false,
+      busy: false,
       createdAtMs: this.now(),
     };
     this.sessions.set(id, session);

@@ -16,7 +16,7 @@ import { inodeOf, versionOf, type CatalogRecord } from './catalog.js';
 import type { Entry } from './data-folder.js';
 import type { ErrorUnion, HttpError } from './errors.js';
 import { fileMetadata, folderMetadata, type FileMetadata, type FolderMetadata } from './metadata.js';
-import { writeNameProblem } from './paths.js';
+import { lowerName, writeNameProblem } from './paths.js';
 import {
   autorenamed,
   createParentsLocked,
@@ -45,11 +45,14 @@ export function conflict(tag: WriteConflict): ErrorUnion {
   return { '.tag': 'conflict', conflict: { '.tag': tag } };
 }
 
-/** Resolves a write path, rejecting names Dropbox does not store. */
+/** Resolves a write path, rejecting names Dropbox does not store and read-only folders. */
 export async function writeTargetOf(state: AccountState, components: string[], fail: FailWith): Promise<WriteTarget> {
   const problem = writeNameProblem(components);
   if (problem !== null) {
     throw fail({ '.tag': problem });
+  }
+  if (state.isReadOnly('/' + components.map(lowerName).join('/'))) {
+    throw fail({ '.tag': 'no_write_permission' });
   }
   const target = await locateTarget(state, components);
   if (target === 'file_ancestor') {
@@ -60,10 +63,13 @@ export async function writeTargetOf(state: AccountState, components: string[], f
 
 /**
  * Commits the file `tempFile` to the request's path with Dropbox's WriteMode rules. A folder
- * there is a conflict. Identical content is left alone without a new rev, unless
- * strict_conflict is set outside overwrite mode. `add` never replaces, and `update` replaces
- * only its rev. Overwriting keeps the id and gives a new rev. The caller must own the lock,
- * and `tempFile` is consumed on success.
+ * there is a conflict. `add` conflicts with any file there, and `update` with a file whose
+ * rev differs; `overwrite` never conflicts. A file with identical content is left alone (same
+ * rev, same client_modified) unless strict_conflict turns a conflict into an error. With
+ * strict_conflict, `update` also conflicts when nothing is at the path (CommitInfo's
+ * strict_conflict text in Dropbox's API spec: "even if the existing file has been deleted").
+ * Replacing keeps the id, gives a new rev and keeps the old contents as a revision. The
+ * caller must own the lock, and `tempFile` is consumed on success.
  */
 export async function commitFileLocked(
   state: AccountState,
@@ -74,24 +80,27 @@ export async function commitFileLocked(
 ): Promise<FileMetadata> {
   let target = await writeTargetOf(state, request.components, fail);
   let replaced: { entry: Entry; record: CatalogRecord } | null = null;
+  const mode = request.mode;
+  const style = mode.kind === 'update' ? 'conflicted copy' : 'number';
   if (target.existing !== null && target.existing.kind === 'folder') {
     target = await renameOrFail(state, target, request.autorename, 'number', conflict('folder'), fail);
   } else if (target.existing !== null) {
     const entry = target.existing;
     const current = await state.describeFileLocked(entry);
     const record = await state.reconcileLocked(entry);
+    const conflicting = mode.kind === 'add' || (mode.kind === 'update' && mode.rev !== record.rev);
     const identical = current !== null && current.content_hash === request.contentHash;
-    if (identical && !(request.strictConflict && request.mode.kind !== 'overwrite')) {
+    if (identical && !(request.strictConflict && conflicting)) {
       await rm(tempFile, { force: true });
       return current;
     }
-    const mode = request.mode;
-    if (mode.kind === 'overwrite' || (mode.kind === 'update' && mode.rev === record.rev)) {
-      replaced = { entry, record };
-    } else {
-      const style = mode.kind === 'update' ? 'conflicted copy' : 'number';
+    if (conflicting) {
       target = await renameOrFail(state, target, request.autorename, style, conflict('file'), fail);
+    } else {
+      replaced = { entry, record };
     }
+  } else if (mode.kind === 'update' && request.strictConflict) {
+    target = await renameOrFail(state, target, request.autorename, style, conflict('file'), fail);
   }
   const freed = replaced?.record.size ?? 0;
   if (state.catalog.usedBytes - freed + request.size > quotaBytes) {
