@@ -5,7 +5,7 @@
 //
 // Needs root (to drop the page cache between runs) and FUSE. Takes about three minutes.
 // `node scripts/bench.mjs --only metadata` runs only the metadata section (see metadata.mjs),
-// and `--only read` only the read section.
+// `--only read` only the read section, and `--only write` only the write section (write.mjs).
 import { markdownTable, machineSummary, writeSection } from './bench/report.mjs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,7 @@ import {
   startNullFs,
 } from './bench/processes.mjs';
 import { runMetadataBenchmark } from './bench/metadata.mjs';
+import { runWriteBenchmark } from './bench/write.mjs';
 
 const MIB = 1024 * 1024;
 const BIG_BYTES = 1024 * MIB;
@@ -149,16 +150,17 @@ const ratio = (a, b) => (a / b).toFixed(2);
 
 async function main() {
   const only = onlySection(process.argv.slice(2));
-  if (only !== 'read') await runMetadataBenchmark();
-  if (only !== 'metadata') await readBenchmark();
+  if (only === undefined || only === 'metadata') await runMetadataBenchmark();
+  if (only === undefined || only === 'read') await readBenchmark();
+  if (only === undefined || only === 'write') await runWriteBenchmark();
 }
 
 function onlySection(args) {
   const index = args.indexOf('--only');
   if (index === -1) return undefined;
   const section = args[index + 1];
-  if (section !== 'read' && section !== 'metadata') {
-    throw new Error(`--only takes "read" or "metadata", not "${section}"`);
+  if (section !== 'read' && section !== 'metadata' && section !== 'write') {
+    throw new Error(`--only takes "read", "metadata" or "write", not "${section}"`);
   }
   return section;
 }

@@ -124,21 +124,24 @@ wait_for_line "$config_file" '[{]' "$emulator_pid" emulator "$work_dir/emulator.
 emulator_url="$(sed -n 's/^emulator listening on //p' "$work_dir/emulator.out")"
 
 log "mounting at $mountpoint_path"
-node dist/cli/main.js "$mountpoint_path" --config "$config_file" 2>"$work_dir/daemon.log" &
+node dist/cli/main.js "$mountpoint_path" --config "$config_file" --cache-dir "$work_dir/cache" \
+  2>"$work_dir/daemon.log" &
 daemon_pid=$!
 wait_for_line "$work_dir/daemon.log" '"msg":"mounted"' "$daemon_pid" daemon "$work_dir/daemon.log"
 
 cat <<EOF
 
-The demo tree is mounted read-only at $mountpoint_path
-(served by the emulator at $emulator_url from a copy of demo/).
+The demo tree is mounted at $mountpoint_path
+(served by the emulator at $emulator_url from a copy of demo/, so writes change only the copy).
 
 Try, in another terminal:
   ls -l "$mountpoint_path"
   cat "$mountpoint_path/README.txt"
   find "$mountpoint_path" -type f
   sha256sum "$mountpoint_path/Recipes/"*
-  touch "$mountpoint_path/new-file"     # fails: read-only file system
+  echo hello > "$mountpoint_path/new-file"; ls -l "$mountpoint_path"
+  mkdir "$mountpoint_path/Notes" && mv "$mountpoint_path/new-file" "$mountpoint_path/Notes/"
+  ls -l "$work_dir/data/Notes"           # the emulator's copy, as Dropbox would have it
 
 Daemon log: $work_dir/daemon.log
 Press Ctrl-C to unmount and clean up.

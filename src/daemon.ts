@@ -9,6 +9,10 @@ import { MetadataCache } from './cache/metadata-cache.js';
 import { ChangeWatcher } from './cache/change-watcher.js';
 import { restoreSnapshot, snapshotFileOf, SnapshotWriter } from './cache/metadata-snapshot.js';
 import { DropboxFilesystem } from './fs/filesystem.js';
+import { SpoolStore, unlockFolder } from './write/spool-store.js';
+import { MtimeOverlay } from './write/mtime-overlay.js';
+import { DirtyFiles } from './write/dirty-files.js';
+import { Namespace } from './write/namespace.js';
 import { mount, type Mounted } from './fuse/mount.js';
 import type { Logger } from './log/logger.js';
 import { DropboxMountError } from './errors.js';
@@ -49,7 +53,19 @@ export interface DaemonOptions {
   hideNonDownloadable?: boolean;
   /** File or folder that keeps the metadata cache and the change cursor across restarts. */
   metadataCachePath?: string;
+  /** Every change fails with EROFS; default false. */
+  readOnly?: boolean;
+  /** Folder of the write spool and saved mtimes; required unless read-only. */
+  cacheFolder?: string;
+  /** Bytes the write spool may hold; default 10 GiB. */
+  cacheMaxBytes?: number;
+  /** Milliseconds close and fsync may wait for a commit; default `opDeadlineMs`. */
+  commitDeadlineMs?: number;
 }
+
+const DEFAULT_CACHE_MAX_BYTES = 10 * 1024 ** 3;
+// How long shutdown waits for uploads of closed files before it leaves them to the next start.
+const SHUTDOWN_UPLOAD_GRACE_MS = 10_000;
 
 const DEFAULT_PREFETCH_LIMIT = 100_000;
 
@@ -91,6 +107,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       snapshotFile !== undefined && poll
         ? await restoreSnapshot({ file: snapshotFile, identity: snapshotIdentity, cache, client, log })
         : undefined;
+    const writes = options.readOnly ? undefined : await startWrites(options, client, cache);
     const fs = new DropboxFilesystem({
       client,
       cache,
@@ -100,6 +117,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       uid: mountOptions.uid ?? process.getuid?.() ?? 0,
       gid: mountOptions.gid ?? process.getgid?.() ?? 0,
       memoryBudgetBytes: options.memoryBudgetBytes,
+      writes,
     });
     const mounted: Mounted = await mount({
       mountpoint: options.mountpoint,
@@ -110,6 +128,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       fsname: `dropbox:${rootPath || '/'}`,
       allowOther: mountOptions.allowOther,
       defaultPermissions: mountOptions.defaultPermissions,
+      commitDeadlineMs: options.commitDeadlineMs,
       onBytesRead: (bytes) => {
         bytesRead += bytes;
       },
@@ -167,13 +186,28 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         await watcher?.stop();
         await snapshotWriter?.stop();
         await mounted.unmount();
+        await writes?.files.stop(SHUTDOWN_UPLOAD_GRACE_MS);
         await client.close();
+        if (options.cacheFolder !== undefined && writes !== undefined) await unlockFolder(options.cacheFolder);
       },
     };
   } catch (err) {
     await client.close();
     throw err;
   }
+}
+
+/** Opens the spool and the mtime overlay, and resumes uploads an earlier run left pending. */
+async function startWrites(options: DaemonOptions, client: DropboxClient, cache: MetadataCache) {
+  const { log, cacheFolder } = options;
+  if (cacheFolder === undefined) throw new DropboxMountError('NO_CACHE_FOLDER', 'a writable mount needs a cache folder');
+  const store = await SpoolStore.open(cacheFolder, options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES, log);
+  const mtimes = await MtimeOverlay.load(cacheFolder, log);
+  const files = new DirtyFiles({ client, cache, store, mtimes, log });
+  const resumed = await files.recover();
+  if (resumed > 0) log.info({ files: resumed }, 'resuming uploads left by an earlier run');
+  const namespace = new Namespace({ client, cache, files, log });
+  return { files, namespace };
 }
 
 /**

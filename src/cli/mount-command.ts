@@ -5,6 +5,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { defaultConfigPath, loadConfig, normalizeRoot } from '../config/config.js';
+import { defaultCacheFolder, defaultCacheFolderHint } from '../config/cache-folder.js';
 import { UsageError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log/logger.js';
 import { startDaemon, type Daemon } from '../daemon.js';
@@ -24,8 +25,12 @@ interface MountArgs {
   attrTimeout: number;
   cacheEntries: number;
   memoryLimit: number;
-  fileMode: string;
-  dirMode: string;
+  fileMode?: string;
+  dirMode?: string;
+  readOnly: boolean;
+  cacheDir?: string;
+  cacheMaxSize: number;
+  commitTimeout: number;
   logLevel: LogLevel;
   poll: boolean;
   prefetch: boolean;
@@ -85,8 +90,33 @@ function withMountOptions(yargs: Argv<object>) {
       default: 128,
       describe: 'MiB of memory for kept and cached read bytes, shared by all open files',
     })
-    .option('file-mode', { type: 'string', default: '0444', describe: 'Permission bits of files (octal)' })
-    .option('dir-mode', { type: 'string', default: '0555', describe: 'Permission bits of folders (octal)' })
+    .option('file-mode', {
+      type: 'string',
+      describe: 'Permission bits of files (octal) [default: 0644, or 0444 with --read-only]',
+    })
+    .option('dir-mode', {
+      type: 'string',
+      describe: 'Permission bits of folders (octal) [default: 0755, or 0555 with --read-only]',
+    })
+    .option('read-only', {
+      type: 'boolean',
+      default: false,
+      describe: 'Mount read-only: every change fails with EROFS (also -o ro)',
+    })
+    .option('cache-dir', {
+      type: 'string',
+      describe: `Folder for the write spool and saved mtimes [default: ${defaultCacheFolderHint()}]`,
+    })
+    .option('cache-max-size', {
+      type: 'number',
+      default: 10_240,
+      describe: 'MiB the write spool may hold; a write past it fails with ENOSPC',
+    })
+    .option('commit-timeout', {
+      type: 'number',
+      default: 3600,
+      describe: 'Seconds a close or fsync may wait for its upload before it fails with EIO (the upload goes on)',
+    })
     .option('poll', {
       type: 'boolean',
       default: true,
@@ -131,6 +161,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   const configFile = args.config ?? defaultConfigPath();
   const config = await loadConfig(configFile);
   if (args.root !== undefined) config.root = normalizeRoot(args.root, 'option --root');
+  const readOnly = args.readOnly || mountOptions.readOnly === true;
   const daemon = await startDaemon({
     config,
     mountpoint,
@@ -141,8 +172,12 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     attrTimeoutSeconds: Math.max(1, Math.round(secondsToMs(args.attrTimeout, 'attr-timeout') / 1000)),
     maxCacheEntries: wholeNumber(args.cacheEntries, 'cache-entries', 1000, 100_000_000),
     memoryBudgetBytes: wholeNumber(args.memoryLimit, 'memory-limit', 8, 1_048_576) * 1024 * 1024,
-    fileMode: parseMode(args.fileMode, 'file-mode'),
-    dirMode: parseMode(args.dirMode, 'dir-mode'),
+    fileMode: parseMode(args.fileMode ?? (readOnly ? '0444' : '0644'), 'file-mode'),
+    dirMode: parseMode(args.dirMode ?? (readOnly ? '0555' : '0755'), 'dir-mode'),
+    readOnly,
+    cacheFolder: args.cacheDir === undefined ? defaultCacheFolder(config) : resolve(args.cacheDir),
+    cacheMaxBytes: wholeNumber(args.cacheMaxSize, 'cache-max-size', 1, 1_073_741_824) * 1024 * 1024,
+    commitDeadlineMs: secondsToMs(args.commitTimeout, 'commit-timeout'),
     poll: args.poll,
     prefetchLimit: args.prefetch ? wholeNumber(args.prefetchLimit, 'prefetch-limit', 1, 100_000_000) : 0,
     hideNonDownloadable: args.hideNonDownloadable,

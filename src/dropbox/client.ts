@@ -56,9 +56,16 @@ interface Attempt {
   url: string;
   route: string;
   headers: Record<string, string>;
-  body?: string;
+  body?: string | Buffer;
   dispatcher?: Dispatcher;
+  /** Milliseconds for the response headers when longer than the request timeout. */
+  headersTimeoutMs?: number;
 }
+
+// The slowest upload rate an upload request is given time for before it times out: the
+// response only starts once the whole body has arrived, so the header timeout grows with the
+// body. 64 KiB/s is far below any working uplink.
+const SLOWEST_UPLOAD_BYTES_PER_MS = 64;
 
 export class DropboxClient {
   readonly #options: ClientOptions;
@@ -196,6 +203,22 @@ export class DropboxClient {
     return { ...parsed, body };
   }
 
+  /**
+   * Calls an upload-style route (`files/upload`, `files/upload_session/*`) with `body` as the
+   * request bytes and returns its JSON result. A retried attempt sends the same bytes again.
+   * @throws the errors of `rpc`.
+   */
+  async upload<T>(route: string, arg: unknown, body: Buffer): Promise<T> {
+    const response = await this.#send({
+      url: `${this.#options.config.contentUrl}/2/${route}`,
+      route,
+      headers: { 'dropbox-api-arg': toHeaderSafeJson(arg), 'content-type': 'application/octet-stream' },
+      body,
+      headersTimeoutMs: this.#options.timeoutMs + Math.ceil(body.length / SLOWEST_UPLOAD_BYTES_PER_MS),
+    });
+    return JSON.parse(await response.body.text()) as T;
+  }
+
   /** Ends every connection at once, aborting requests in flight, so shutdown never waits. */
   async close(): Promise<void> {
     await Promise.all([this.#dispatcher.destroy(), this.#downloads.destroy(), this.#notify.destroy()]);
@@ -233,7 +256,7 @@ export class DropboxClient {
         dispatcher: attempt.dispatcher ?? this.#dispatcher,
         headers: { ...attempt.headers, authorization: `Bearer ${token}` },
         body: attempt.body,
-        headersTimeout: this.#options.timeoutMs,
+        headersTimeout: attempt.headersTimeoutMs ?? this.#options.timeoutMs,
         bodyTimeout: this.#options.timeoutMs,
       });
       const ms = Math.round(performance.now() - started);

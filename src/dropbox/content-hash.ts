@@ -100,3 +100,23 @@ export async function contentHashOfHandle(
     position += bytesRead;
   }
 }
+
+/** Returns the SHA-256 digest of each 4 MiB block of `data` (the last may be shorter). */
+export function blockDigests(data: Uint8Array): Buffer[] {
+  const digests: Buffer[] = [];
+  for (let offset = 0; offset < data.length; offset += CONTENT_HASH_BLOCK_BYTES) {
+    digests.push(createHash('sha256').update(data.subarray(offset, offset + CONTENT_HASH_BLOCK_BYTES)).digest());
+  }
+  return digests;
+}
+
+/**
+ * Returns the content hash made of block digests, in file order. The content of consecutive
+ * chunks that each hold whole 4 MiB blocks hashes to the digests of all their blocks, so an
+ * upload hashes each byte once for both its chunks and its whole file.
+ */
+export function hashOfDigests(digests: readonly Uint8Array[]): string {
+  const overall = createHash('sha256');
+  for (const digest of digests) overall.update(digest);
+  return overall.digest('hex');
+}

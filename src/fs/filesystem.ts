@@ -5,7 +5,7 @@
  */
 import type { DropboxClient } from '../dropbox/client.js';
 import type { MetadataCache, Node } from '../cache/metadata-cache.js';
-import { toDropboxPath } from '../cache/paths.js';
+import { keyOf, splitPath, toDropboxPath } from '../cache/paths.js';
 import { ExportCache } from '../cache/export-cache.js';
 import { RangeReader } from '../read/range-reader.js';
 import { BlockCache } from '../read/block-cache.js';
@@ -14,6 +14,10 @@ import type { Logger } from '../log/logger.js';
 import { Errno, FsError } from './errno.js';
 import { HandleTable } from './handles.js';
 import { SpaceUsageCache, type Statfs } from './statfs.js';
+import type { DirtyFile } from '../write/dirty-file.js';
+import type { DirtyFiles } from '../write/dirty-files.js';
+import type { Namespace } from '../write/namespace.js';
+import { checkName } from '../write/names.js';
 
 export interface Stat {
   mode: number;
@@ -41,6 +45,19 @@ export interface FilesystemOptions {
   memoryBudgetBytes: number;
   /** Exports of files that cannot be downloaded; default: one on `client` with its default size. */
   exports?: ExportCache;
+  /** The write path; absent on a read-only mount, where every change fails with EROFS. */
+  writes?: { files: DirtyFiles; namespace: Namespace };
+}
+
+/** An open handle: the reader of the rev seen at open, and the file being written, if any. */
+interface OpenFile {
+  path: string;
+  reader: FileReader | undefined;
+  /** Set on every handle of a file being written, so that reads see the local bytes. */
+  dirty: DirtyFile | undefined;
+  writable: boolean;
+  /** Whether this handle changed the file since its last commit, so its close commits. */
+  wrote: boolean;
 }
 
 /** A handle's reads: a range reader for a downloadable file, bytes in memory for an export. */
@@ -72,12 +89,15 @@ const S_IFREG = 0o100000;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const O_TRUNC = 0o1000;
+// A truncate by path waits this long for its commit, because the kernel sends one just before
+// an open with O_TRUNC, and the open's handle should carry the change to its close.
+const TRUNCATE_COMMIT_DELAY_MS = 1_000;
 // st_blocks counts 512-byte units whatever the block size; du(1) reads it.
 const STAT_BLOCK_BYTES = 512;
 
 export class DropboxFilesystem {
   readonly #options: FilesystemOptions;
-  readonly #handles = new HandleTable<FileReader>();
+  readonly #handles = new HandleTable<OpenFile>();
   readonly #exports: ExportCache;
   readonly #space: SpaceUsageCache;
   readonly budget: MemoryBudget;
@@ -96,7 +116,19 @@ export class DropboxFilesystem {
     return this.#handles.size;
   }
 
+  /** Files whose content is not on Dropbox yet. */
+  get pendingUploads(): number {
+    return this.#options.writes?.files.pendingCount ?? 0;
+  }
+
+  /** True when the mount takes changes; false makes every change EROFS. */
+  get writable(): boolean {
+    return this.#options.writes !== undefined;
+  }
+
   async getattr(path: string): Promise<Stat> {
+    const dirty = this.#options.writes?.files.get(path);
+    if (dirty !== undefined) return this.#dirtyStat(dirty);
     return this.#toStat(await this.#withExportSize(await this.#options.cache.lookup(path)));
   }
 
@@ -105,30 +137,236 @@ export class DropboxFilesystem {
     const node = await this.#options.cache.lookup(path);
     if (node.kind !== 'dir') throw new FsError(Errno.ENOTDIR, `${path} is not a folder`);
     const listing = await this.#options.cache.listing(path);
-    const names: string[] = [];
-    const stats: Stat[] = [];
+    const entries = new Map<string, { name: string; stat: Stat }>();
     // Exports are sized (exported once per rev) in parallel, so that `ls -l` waits for one.
     const children = await Promise.all([...listing.children.values()].map((child) => this.#withExportSize(child)));
-    for (const child of children) {
-      names.push(child.name);
-      stats.push(this.#toStat(child));
+    for (const child of children) entries.set(keyOf(child.name), { name: child.name, stat: this.#toStat(child) });
+    // Files being written show with their local size, and new ones before their first commit.
+    for (const dirty of this.#options.writes?.files.childrenOf(path) ?? []) {
+      const { name } = splitPath(dirty.path);
+      entries.set(keyOf(name), { name, stat: this.#dirtyStat(dirty) });
+    }
+    const names: string[] = [];
+    const stats: Stat[] = [];
+    for (const { name, stat } of entries.values()) {
+      names.push(name);
+      stats.push(stat);
     }
     return { names, stats };
   }
 
   /**
-   * Opens a file for reading and returns its handle number.
-   * @throws FsError EROFS for any write access, EISDIR for a folder.
+   * Opens a file and returns its handle number. Write access attaches the handle to the file's
+   * spool, and O_TRUNC empties it.
+   * @throws FsError EROFS for write access to a read-only mount, EISDIR for a folder, EACCES for
+   *   write access to an export.
    */
   async open(path: string, flags: number): Promise<number> {
-    if ((flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0) {
-      throw new FsError(Errno.EROFS, `${path}: the mount is read-only`);
+    const writes = this.#options.writes;
+    const wantsWrite = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
+    if (wantsWrite && writes === undefined) throw new FsError(Errno.EROFS, `${path}: the mount is read-only`);
+    const existing = writes?.files.get(path);
+    const node = existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupFile(path, existing);
+    if (node?.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
+    if (!wantsWrite && existing === undefined) {
+      return this.#handles.add({ path, reader: await this.#readerOf(path, node!), dirty: undefined, writable: false, wrote: false });
+    }
+    if (node?.exportFormat !== undefined) throw new FsError(Errno.EACCES, `${path} is an export and cannot be written`);
+    const base = node === undefined || node.rev === undefined ? undefined : { rev: node.rev, size: node.size, mtimeMs: node.mtimeMs };
+    const dirty = writes!.files.attach(path, base);
+    const handle: OpenFile = { path, reader: undefined, dirty, writable: wantsWrite, wrote: false };
+    try {
+      if (node !== undefined && !dirty.hasLocalContent) handle.reader = await this.#readerOf(path, node);
+      if ((flags & O_TRUNC) !== 0) await dirty.truncate(0);
+    } catch (err) {
+      writes!.files.release(dirty);
+      throw err;
+    }
+    return this.#handles.add(handle);
+  }
+
+  /**
+   * Creates a new file and opens it for writing. It exists only here until its first commit.
+   * @throws FsError EROFS, EEXIST, EINVAL or ENAMETOOLONG for a name Dropbox refuses.
+   */
+  async create(path: string): Promise<number> {
+    const writes = this.#requireWritable(path);
+    checkName(path);
+    const parent = await this.#options.cache.lookup(splitPath(path).parent);
+    if (parent.kind !== 'dir') throw new FsError(Errno.ENOTDIR, `${splitPath(path).parent} is not a folder`);
+    if (writes.files.get(path) !== undefined || (await this.#exists(path))) {
+      throw new FsError(Errno.EEXIST, `${path} already exists`);
+    }
+    const dirty = writes.files.attach(path, undefined);
+    dirty.markCreated();
+    return this.#handles.add({ path, reader: undefined, dirty, writable: true, wrote: false });
+  }
+
+  /** Returns up to `length` bytes at `position`; fewer at the end of the file. */
+  async read(fh: number, position: number, length: number): Promise<Buffer> {
+    const handle = this.#handle(fh);
+    if (handle.dirty !== undefined && (handle.dirty.hasLocalContent || handle.reader === undefined)) {
+      return handle.dirty.read(position, length);
+    }
+    if (handle.reader === undefined) throw new FsError(Errno.EBADF, `${handle.path}: handle has nothing to read`);
+    return handle.reader.read(position, length);
+  }
+
+  /**
+   * Writes `data` at `position` into the file's spool and returns the byte count.
+   * @throws FsError EBADF on a read-only handle, ENOSPC when the spool is full.
+   */
+  async write(fh: number, data: Buffer, position: number): Promise<number> {
+    const handle = this.#handle(fh);
+    if (!handle.writable || handle.dirty === undefined) {
+      throw new FsError(Errno.EBADF, `${handle.path}: handle is not open for writing`);
+    }
+    await handle.dirty.write(data, position);
+    handle.wrote = true;
+    return data.length;
+  }
+
+  /** Sets the size of an open file. */
+  async ftruncate(fh: number, size: number): Promise<void> {
+    const handle = this.#handle(fh);
+    if (!handle.writable || handle.dirty === undefined) {
+      throw new FsError(Errno.EBADF, `${handle.path}: handle is not open for writing`);
+    }
+    await handle.dirty.truncate(size);
+    handle.wrote = true;
+  }
+
+  /**
+   * Sets the size of a file by path. With no handle open, the commit waits a moment in the
+   * background, because the kernel truncates this way just before an open with O_TRUNC, and
+   * committing the empty file at once would replace the remote file with nothing.
+   */
+  async truncate(path: string, size: number): Promise<void> {
+    const writes = this.#requireWritable(path);
+    const existing = writes.files.get(path);
+    const node = existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupFile(path, existing);
+    if (node?.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
+    if (existing === undefined && node !== undefined && node.size === size) return;
+    const base = node?.rev === undefined ? undefined : { rev: node.rev, size: node.size, mtimeMs: node.mtimeMs };
+    const dirty = writes.files.attach(path, base);
+    try {
+      await dirty.truncate(size);
+    } finally {
+      writes.files.release(dirty, TRUNCATE_COMMIT_DELAY_MS);
+    }
+  }
+
+  /**
+   * Commits what this handle wrote; close(2) returns the result, so upload errors reach the
+   * program that wrote. Handles that only read commit nothing, and neither do handles that
+   * have not written yet: a shell opens a file with O_TRUNC and closes a duplicate of the
+   * descriptor before the program writes, and a commit then would put an empty file where
+   * the old content was. Such a handle's changes (O_TRUNC, a new empty file) are committed
+   * when its last descriptor closes (release).
+   * @throws the errors of DirtyFiles.commit.
+   */
+  async flush(fh: number): Promise<void> {
+    const handle = this.#handle(fh);
+    if (!handle.wrote || handle.dirty === undefined) return;
+    handle.wrote = false;
+    await this.#options.writes!.files.commit(handle.dirty);
+  }
+
+  /** Commits the file if it has changes, whichever handle made them. */
+  async fsync(fh: number): Promise<void> {
+    const handle = this.#handle(fh);
+    if (handle.dirty === undefined || !handle.dirty.dirty) return;
+    handle.wrote = false;
+    await this.#options.writes!.files.commit(handle.dirty);
+  }
+
+  async release(fh: number): Promise<void> {
+    const handle = this.#handles.remove(fh);
+    if (handle === undefined) return;
+    handle.reader?.close();
+    if (handle.dirty !== undefined) this.#options.writes?.files.release(handle.dirty);
+  }
+
+  /**
+   * Sets a file's mtime. Content not yet committed takes it as `client_modified`; committed
+   * content keeps it in the mtime overlay. Folders have no mtime on Dropbox and ignore it.
+   */
+  async utimens(path: string, mtimeMs: number): Promise<void> {
+    const writes = this.#requireWritable(path);
+    const dirty = writes.files.get(path);
+    if (dirty?.dirty) {
+      dirty.setMtime(mtimeMs);
+      await dirty.saveRecord();
+      return;
     }
     const node = await this.#options.cache.lookup(path);
-    if (node.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
-    if (node.exportFormat !== undefined) return this.#handles.add(new ExportReader(await this.#exports.bytes(node)));
+    if (node.kind === 'dir') return;
+    writes.files.mtimes.set(node.id, node.contentHash, mtimeMs);
+    if (dirty !== undefined) dirty.mtimeMs = mtimeMs;
+  }
+
+  /** Permission bits and owners are fixed by the mount options; this only checks the path. */
+  async chmod(path: string): Promise<void> {
+    this.#requireWritable(path);
+    if (this.#options.writes?.files.get(path) === undefined) await this.#options.cache.lookup(path);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    checkName(path);
+    await this.#requireWritable(path).namespace.mkdir(path);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    await this.#requireWritable(path).namespace.rmdir(path);
+  }
+
+  async unlink(path: string): Promise<void> {
+    await this.#requireWritable(path).namespace.unlink(path);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    checkName(to);
+    await this.#requireWritable(from).namespace.rename(from, to);
+  }
+
+  async statfs(): Promise<Statfs> {
+    return this.#space.statfs();
+  }
+
+  #handle(fh: number): OpenFile {
+    const handle = this.#handles.get(fh);
+    if (!handle) throw new FsError(Errno.EBADF, `unknown handle ${fh}`);
+    return handle;
+  }
+
+  #requireWritable(path: string): NonNullable<FilesystemOptions['writes']> {
+    const writes = this.#options.writes;
+    if (writes === undefined) throw new FsError(Errno.EROFS, `${path}: the mount is read-only`);
+    return writes;
+  }
+
+  // The node of a file being opened: the one written here when it has no rev on Dropbox yet.
+  async #lookupFile(path: string, existing: DirtyFile | undefined): Promise<Node> {
+    const node = await this.#options.cache.lookup(path);
+    if (existing === undefined || node.kind === 'dir' || node.rev === existing.baseRev) return node;
+    // The cache lags a commit made here: the spool holds the content that rev has.
+    return { ...node, rev: existing.baseRev, size: existing.size, mtimeMs: existing.mtimeMs };
+  }
+
+  async #exists(path: string): Promise<boolean> {
+    try {
+      await this.#options.cache.lookup(path);
+      return true;
+    } catch (err) {
+      if (err instanceof FsError && err.errno === Errno.ENOENT) return false;
+      throw err;
+    }
+  }
+
+  async #readerOf(path: string, node: Node): Promise<FileReader> {
+    if (node.exportFormat !== undefined) return new ExportReader(await this.#exports.bytes(node));
     const { client, log, cache } = this.#options;
-    const reader = new RangeReader({
+    return new RangeReader({
       client,
       path,
       // Downloads name the revision seen now, so the handle never mixes two revisions.
@@ -138,22 +376,22 @@ export class DropboxFilesystem {
       blockCache: this.blockCache,
       log,
     });
-    return this.#handles.add(reader);
   }
 
-  /** Returns up to `length` bytes at `position`; fewer at the end of the file. */
-  async read(fh: number, position: number, length: number): Promise<Buffer> {
-    const reader = this.#handles.get(fh);
-    if (!reader) throw new FsError(Errno.EBADF, `read on unknown handle ${fh}`);
-    return reader.read(position, length);
-  }
-
-  async release(fh: number): Promise<void> {
-    this.#handles.remove(fh)?.close();
-  }
-
-  async statfs(): Promise<Statfs> {
-    return this.#space.statfs();
+  #dirtyStat(dirty: DirtyFile): Stat {
+    const { fileMode, uid, gid } = this.#options;
+    return {
+      mode: S_IFREG | fileMode,
+      uid,
+      gid,
+      size: dirty.size,
+      nlink: 1,
+      blksize: 4096,
+      blocks: Math.ceil(dirty.size / STAT_BLOCK_BYTES),
+      mtime: dirty.mtimeMs,
+      atime: dirty.mtimeMs,
+      ctime: dirty.mtimeMs,
+    };
   }
 
   // Returns the node with the size of its export when it is an exported file, else unchanged.
@@ -165,6 +403,7 @@ export class DropboxFilesystem {
   #toStat(node: Node): Stat {
     const { fileMode, dirMode, uid, gid } = this.#options;
     const isDir = node.kind === 'dir';
+    const mtime = (isDir ? undefined : this.#options.writes?.files.mtimes.get(node.id, node.contentHash)) ?? node.mtimeMs;
     return {
       mode: isDir ? S_IFDIR | dirMode : S_IFREG | fileMode,
       uid,
@@ -173,9 +412,9 @@ export class DropboxFilesystem {
       nlink: isDir ? 2 : 1,
       blksize: 4096,
       blocks: Math.ceil(node.size / STAT_BLOCK_BYTES),
-      mtime: node.mtimeMs,
-      atime: node.mtimeMs,
-      ctime: node.mtimeMs,
+      mtime,
+      atime: mtime,
+      ctime: mtime,
     };
   }
 }

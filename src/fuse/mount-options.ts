@@ -1,5 +1,5 @@
 /**
- * sshfs-style `-o` mount options: `-o allow_other,ro,uid=N,gid=N,umask=NNN,default_permissions`,
+ * sshfs-style `-o` mount options: `-o allow_other,ro,rw,uid=N,gid=N,umask=NNN,default_permissions`,
  * given once or several times. allow_other and default_permissions go to FUSE. uid, gid and
  * umask are applied in our own stat results instead of being passed to libfuse, because
  * fuse-native drops an option whose value is falsy, so `uid=0` would be lost.
@@ -17,9 +17,11 @@ export interface MountOptionSet {
   gid?: number;
   /** Permission bits cleared from the reported file and folder modes. */
   umask?: number;
+  /** `ro`: the same as --read-only. */
+  readOnly?: boolean;
 }
 
-export const KNOWN_MOUNT_OPTIONS = ['allow_other', 'default_permissions', 'ro', 'uid=N', 'gid=N', 'umask=NNN'];
+export const KNOWN_MOUNT_OPTIONS = ['allow_other', 'default_permissions', 'ro', 'rw', 'uid=N', 'gid=N', 'umask=NNN'];
 
 // uid_t and gid_t are 32-bit, and (uid_t)-1 means "no change" to chown, so it is not a real id.
 const MAX_ID = 0xfffffffe;
@@ -46,8 +48,12 @@ export function parseMountOptions(values: readonly string[]): MountOptionSet {
         result.defaultPermissions = true;
         break;
       case 'ro':
-        // The mount is always read-only, so `ro` is accepted and changes nothing.
         requireNoValue(name, value);
+        result.readOnly = true;
+        break;
+      case 'rw':
+        requireNoValue(name, value);
+        result.readOnly = false;
         break;
       case 'uid':
         result.uid = parseId(name, value);

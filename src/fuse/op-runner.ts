@@ -21,6 +21,8 @@ export interface OpContext {
   log: Logger;
   /** Milliseconds an op may take before it fails with EIO. */
   deadlineMs: number;
+  /** Milliseconds close and fsync may take to commit a file; default `deadlineMs`. */
+  commitDeadlineMs?: number;
   /** Called with the byte count of every completed read. */
   onBytesRead?: (bytes: number) => void;
 }

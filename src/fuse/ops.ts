@@ -1,6 +1,6 @@
 /**
  * The fuse-native op table: one small wrapper per op that passes the call to DropboxFilesystem
- * and replies through runOp. Write ops return EROFS, because this mount is read-only.
+ * and replies through runOp. On a read-only mount every op that changes something returns EROFS.
  */
 import { releaseReplyBuffer } from '../read/reply-buffers.js';
 import type { DropboxFilesystem } from '../fs/filesystem.js';
@@ -13,6 +13,14 @@ type Callback = (...args: unknown[]) => void;
 const W_OK = 2;
 type Op = (...args: never[]) => void;
 
+// Ops Dropbox has nothing for: hard links, symbolic links and device nodes. EPERM is what
+// programs with a rename fallback (git links, then renames) expect.
+const UNSUPPORTED_OPS = ['link', 'symlink', 'mknod'] as const;
+// Extended attributes: ENOTSUP tells cp, sed and rsync that the filesystem has none, which
+// they accept silently, where EPERM would be reported as a failure to keep ACLs.
+const XATTR_OPS = ['setxattr', 'removexattr'] as const;
+
+// Every op that changes something; on a read-only mount they all return EROFS.
 const WRITE_OPS = [
   'create',
   'write',
@@ -22,18 +30,17 @@ const WRITE_OPS = [
   'mkdir',
   'rmdir',
   'rename',
-  'link',
-  'symlink',
-  'mknod',
   'chmod',
   'chown',
   'utimens',
-  'setxattr',
-  'removexattr',
+  ...UNSUPPORTED_OPS,
+  ...XATTR_OPS,
 ] as const;
 
 export function createOps(fs: DropboxFilesystem, context: OpContext): Record<string, Op> {
   const stalledReads = new StalledReads(context.deadlineMs);
+  // Commits upload a whole file, so close and fsync get the longer commit deadline.
+  const commitContext: OpContext = { ...context, deadlineMs: context.commitDeadlineMs ?? context.deadlineMs };
   const ops: Record<string, Op> = {
     getattr: (path: string, cb: Callback) =>
       runOp(context, 'getattr', path, cb, async () => [0, await fs.getattr(path)]),
@@ -69,23 +76,108 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
         return [0];
       }),
 
-    // Write access is rejected here as well as by the `ro` mount option, because access(2)
-    // returns this op's result when the kernel does not check permissions itself.
+    // Write access is rejected here on a read-only mount as well as by the `ro` mount option,
+    // because access(2) returns this op's result when the kernel does not check permissions.
     access: (path: string, mode: number, cb: Callback) =>
       runOp(context, 'access', path, cb, async () => {
         await fs.getattr(path);
-        return [(mode & W_OK) !== 0 ? -Errno.EROFS : 0];
+        return [(mode & W_OK) !== 0 && !fs.writable ? -Errno.EROFS : 0];
       }),
 
     statfs: (path: string, cb: Callback) =>
       runOp(context, 'statfs', path, cb, async () => [0, await fs.statfs()]),
+
+    flush: (path: string, fh: number, cb: Callback) =>
+      runOp(commitContext, 'flush', path, cb, async () => {
+        await fs.flush(fh);
+        return [0];
+      }),
+
+    fsync: (path: string, _datasync: number, fh: number, cb: Callback) =>
+      runOp(commitContext, 'fsync', path, cb, async () => {
+        await fs.fsync(fh);
+        return [0];
+      }),
+
+    fsyncdir: (path: string, _datasync: number, _fh: number, cb: Callback) =>
+      runOp(context, 'fsyncdir', path, cb, async () => [0]),
   };
-  for (const name of WRITE_OPS) {
-    ops[name] = (...args: unknown[]) => {
-      const path = typeof args[0] === 'string' ? args[0] : '';
-      const cb = args[args.length - 1] as Callback;
-      runOp(context, name, path, cb, async () => [-Errno.EROFS]);
-    };
+  if (!fs.writable) {
+    for (const name of WRITE_OPS) ops[name] = rejectWith(context, name, Errno.EROFS);
+    return ops;
   }
+  for (const name of UNSUPPORTED_OPS) ops[name] = rejectWith(context, name, Errno.EPERM);
+  for (const name of XATTR_OPS) ops[name] = rejectWith(context, name, Errno.ENOTSUP);
+  Object.assign(ops, {
+    create: (path: string, _mode: number, cb: Callback) =>
+      runOp(context, 'create', path, cb, async () => [0, await fs.create(path)]),
+
+    // The kernel's buffer is only valid until the reply, and a deadline may reply before the
+    // spool write ends, so the bytes are copied first.
+    write: (path: string, fh: number, buf: Buffer, length: number, position: number, cb: Callback) =>
+      runOp(context, 'write', path, cb, async () => [await fs.write(fh, Buffer.from(buf.subarray(0, length)), position)]),
+
+    truncate: (path: string, size: number, cb: Callback) =>
+      runOp(context, 'truncate', path, cb, async () => {
+        await fs.truncate(path, size);
+        return [0];
+      }),
+
+    ftruncate: (path: string, fh: number, size: number, cb: Callback) =>
+      runOp(context, 'ftruncate', path, cb, async () => {
+        await fs.ftruncate(fh, size);
+        return [0];
+      }),
+
+    utimens: (path: string, _atime: number, mtime: number, cb: Callback) =>
+      runOp(context, 'utimens', path, cb, async () => {
+        await fs.utimens(path, mtime);
+        return [0];
+      }),
+
+    chmod: (path: string, _mode: number, cb: Callback) =>
+      runOp(context, 'chmod', path, cb, async () => {
+        await fs.chmod(path);
+        return [0];
+      }),
+
+    chown: (path: string, _uid: number, _gid: number, cb: Callback) =>
+      runOp(context, 'chown', path, cb, async () => {
+        await fs.chmod(path);
+        return [0];
+      }),
+
+    unlink: (path: string, cb: Callback) =>
+      runOp(context, 'unlink', path, cb, async () => {
+        await fs.unlink(path);
+        return [0];
+      }),
+
+    mkdir: (path: string, _mode: number, cb: Callback) =>
+      runOp(context, 'mkdir', path, cb, async () => {
+        await fs.mkdir(path);
+        return [0];
+      }),
+
+    rmdir: (path: string, cb: Callback) =>
+      runOp(context, 'rmdir', path, cb, async () => {
+        await fs.rmdir(path);
+        return [0];
+      }),
+
+    rename: (from: string, to: string, cb: Callback) =>
+      runOp(context, 'rename', from, cb, async () => {
+        await fs.rename(from, to);
+        return [0];
+      }),
+  });
   return ops;
+}
+
+function rejectWith(context: OpContext, name: string, errno: number): Op {
+  return (...args: unknown[]) => {
+    const path = typeof args[0] === 'string' ? args[0] : '';
+    const cb = args[args.length - 1] as Callback;
+    runOp(context, name, path, cb, async () => [-errno]);
+  };
 }

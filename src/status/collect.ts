@@ -31,7 +31,7 @@ export function collectStatus(sources: StatusSources): StatusSnapshot {
     bytesRead: sources.bytesRead(),
     openHandles: fs.openHandles,
     memory: { usedBytes: fs.budget.usedBytes, peakBytes: fs.budget.peakBytes, limitBytes: fs.budget.limitBytes },
-    uploadsPending: 0,
+    uploadsPending: fs.pendingUploads,
     lastError: sources.lastError?.last ?? null,
   };
 }

@@ -13,7 +13,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, readFile, realpath, stat } from 'node:fs/promises';
-import path from 'node:path';
+import path, { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
 
@@ -37,6 +37,8 @@ export interface EmulatorCall {
   status: number;
   bytes: number;
   ms: number;
+  /** Fault kind that acted on the call, such as '500' or 'cut-request-after'. */
+  fault?: string;
 }
 
 export interface ExitStatus {
@@ -378,7 +380,11 @@ export async function spawnDaemon(options: SpawnDaemonOptions): Promise<DaemonPr
   await assertCliBuilt();
   // /proc/self/mountinfo lists the resolved path, so resolve it once here.
   const mountpoint = await realpath(options.mountpoint);
-  const args = [mountpoint, '--config', options.config, ...(options.extraArgs ?? [])];
+  const extraArgs = options.extraArgs ?? [];
+  // Each config gets its own write spool beside it, so a restart with the same config finds
+  // the uploads it left, and nothing lands in the home folder.
+  const cacheArgs = extraArgs.includes('--cache-dir') ? [] : ['--cache-dir', join(dirname(options.config), 'write-cache')];
+  const args = [mountpoint, '--config', options.config, ...cacheArgs, ...extraArgs];
 
   const registry = getRegistry();
   registry.mountpoints.add(mountpoint);

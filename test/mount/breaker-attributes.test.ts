@@ -42,7 +42,7 @@ describe.skipIf(!fuse.ok)('file attributes', () => {
 
     const configFile = path.join(workDir, 'config.json');
     emulator = await spawnEmulator({ dataDir: source, configFile });
-    daemon = await spawnDaemon({ mountpoint, config: configFile });
+    daemon = await spawnDaemon({ mountpoint, config: configFile, extraArgs: ['--read-only'] });
   });
 
   afterAll(async () => {

@@ -203,7 +203,7 @@ describe.skipIf(!fuse.ok)('operations features on a mount', () => {
     const file = await stat(path.join(daemon.mountpoint, 'a.txt'));
     expect(file.uid).toBe(4321);
     expect(file.gid).toBe(8765);
-    expect(file.mode & 0o777).toBe(0o444);
+    expect(file.mode & 0o777).toBe(0o644);
   });
 
   it.skipIf(!notifyTools)('sends READY=1 and STOPPING=1', async () => {

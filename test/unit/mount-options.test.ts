@@ -5,12 +5,25 @@ import { UsageError } from '../../src/errors.js';
 describe('parseMountOptions', () => {
   it('merges repeated comma lists', () => {
     const options = parseMountOptions(['allow_other,ro', 'uid=0,gid=1000', 'umask=022,default_permissions']);
-    expect(options).toEqual({ allowOther: true, defaultPermissions: true, uid: 0, gid: 1000, umask: 0o022 });
+    expect(options).toEqual({
+      allowOther: true,
+      defaultPermissions: true,
+      uid: 0,
+      gid: 1000,
+      umask: 0o022,
+      readOnly: true,
+    });
   });
 
   it('defaults to no options', () => {
     expect(parseMountOptions([])).toEqual({ allowOther: false, defaultPermissions: false });
-    expect(parseMountOptions(['ro,,'])).toEqual({ allowOther: false, defaultPermissions: false });
+    expect(parseMountOptions([',,'])).toEqual({ allowOther: false, defaultPermissions: false });
+  });
+
+  it('ro and rw set read-only, the last one wins', () => {
+    expect(parseMountOptions(['ro']).readOnly).toBe(true);
+    expect(parseMountOptions(['ro,rw']).readOnly).toBe(false);
+    expect(parseMountOptions(['rw', 'ro']).readOnly).toBe(true);
   });
 
   it.each([
@@ -28,8 +41,8 @@ describe('parseMountOptions', () => {
   });
 
   it('rejects unknown options listing known ones', () => {
-    expect(() => parseMountOptions(['ro,rw'])).toThrow(
-      'mount option -o rw is unknown; known options: allow_other, default_permissions, ro, uid=N, gid=N, umask=NNN',
+    expect(() => parseMountOptions(['ro,noatime'])).toThrow(
+      'mount option -o noatime is unknown; known options: allow_other, default_permissions, ro, rw, uid=N, gid=N, umask=NNN',
     );
   });
 });
