@@ -259,10 +259,10 @@ export class DropboxFilesystem {
   /**
    * Commits what this handle wrote; close(2) returns the result, so upload errors reach the
    * program that wrote. Handles that only read commit nothing, and neither do handles that
-   * have not written yet: a shell opens a file with O_TRUNC and closes a duplicate of the
-   * descriptor before the program writes, and a commit then would put an empty file where
-   * the old content was. Such a handle's changes (O_TRUNC, a new empty file) are committed
-   * when its last descriptor closes (release).
+   * have not written yet. A shell opens a file with O_TRUNC and closes a duplicate of the
+   * descriptor before the program writes, and a commit at that close would put an empty file
+   * where the old content was. Such a handle's changes (O_TRUNC, a new empty file) are
+   * committed when its last descriptor closes (release).
    * @throws the errors of DirtyFiles.commit.
    */
   async flush(fh: number): Promise<void> {
@@ -349,7 +349,7 @@ export class DropboxFilesystem {
   async #lookupFile(path: string, existing: DirtyFile | undefined): Promise<Node> {
     const node = await this.#options.cache.lookup(path);
     if (existing === undefined || node.kind === 'dir' || node.rev === existing.baseRev) return node;
-    // The cache lags a commit made here: the spool holds the content that rev has.
+    // The cache lags a commit made here, and the spool contains the content of that rev.
     return { ...node, rev: existing.baseRev, size: existing.size, mtimeMs: existing.mtimeMs };
   }
 

@@ -16,8 +16,8 @@ type Op = (...args: never[]) => void;
 // Ops Dropbox has nothing for: hard links, symbolic links and device nodes. EPERM is what
 // programs with a rename fallback (git links, then renames) expect.
 const UNSUPPORTED_OPS = ['link', 'symlink', 'mknod'] as const;
-// Extended attributes: ENOTSUP tells cp, sed and rsync that the filesystem has none, which
-// they accept silently, where EPERM would be reported as a failure to keep ACLs.
+// Extended attributes: cp, sed and rsync take ENOTSUP to mean the filesystem has none and go
+// on silently, where EPERM would be reported as a failure to keep ACLs.
 const XATTR_OPS = ['setxattr', 'removexattr'] as const;
 
 // Every op that changes something; on a read-only mount they all return EROFS.

@@ -5,7 +5,7 @@
  *
  * Invariants: the remote file is only ever replaced by a complete commit of the spool (a
  * session's bytes become visible only at `finish`). A commit never runs while a write changes
- * the spool, so a commit holds the content as it was at one moment. `generation` counts
+ * the spool, so a commit contains the content as it was at one moment. `generation` counts
  * changes; the file is dirty while it differs from `committedGeneration`.
  */
 import type { Logger } from '../log/logger.js';
@@ -22,7 +22,7 @@ export interface DirtyFileOptions {
   log: Logger;
 }
 
-/** What the file starts from: nothing (a new file) or a rev on Dropbox. */
+/** The rev on Dropbox a file starts from; a new file has none. */
 export interface BaseContent {
   rev: string;
   size: number;
@@ -34,18 +34,18 @@ interface Stream {
   session: UploadSession;
   /** Bytes handed to the session so far (sent or queued). */
   queuedEnd: number;
-  /** The chain of appends; it never rejects, a failure lands in `failed`. */
+  /** The chain of appends. It never rejects: a failure is stored in `failed`. */
   appends: Promise<void>;
   failed?: unknown;
 }
 
 export class DirtyFile {
   readonly #options: DirtyFileOptions;
-  /** Mount path; changes when the file is renamed. */
+  /** Mount path, which changes when the file is renamed. */
   path: string;
-  /** Dropbox path it commits to; changes with `path`. */
+  /** Dropbox path the commit writes to, which changes with `path`. */
   dropboxPath: string;
-  /** The rev on Dropbox that a commit replaces; undefined while the file is not on Dropbox. */
+  /** The rev on Dropbox that a commit replaces, or undefined while the file is not on Dropbox. */
   baseRev: string | undefined;
   #base: BaseContent | undefined;
   #spool: SpoolFile | undefined;
@@ -61,7 +61,7 @@ export class DirtyFile {
   #stream: Stream | undefined;
   /** True while every byte was written at the end of the file, starting from empty. */
   #appendOnly: boolean;
-  /** The running commit or write; changes wait for commits and commits for changes. */
+  /** The running commit or write. Changes wait for commits, and commits for changes. */
   #busy: Promise<unknown> = Promise.resolve();
   #recordState: SpoolRecord['state'] | undefined;
 
@@ -141,7 +141,7 @@ export class DirtyFile {
     if (this.#spool !== undefined || this.#base === undefined) this.#changed();
   }
 
-  /** Reads from the spool; callers use the base rev's reader while `hasLocalContent` is false. */
+  /** Reads from the spool. Callers use the base rev's reader while `hasLocalContent` is false. */
   async read(position: number, length: number): Promise<Buffer> {
     const spool = await this.#ensureSpool();
     return spool.read(position, Math.min(length, Math.max(0, this.size - position)));

@@ -2,7 +2,7 @@
  * The files being written, by mount path, and when they are committed: at every close (flush)
  * and fsync of a handle that changed the file, and in the background after a failed commit
  * until one succeeds. Commits that fail after the last handle closed keep the spool file and
- * retry with a growing delay; a restarted daemon finds them in the spool and goes on.
+ * retry with a growing delay. A restarted daemon finds them in the spool and goes on.
  *
  * Conflict policy (docs/SEMANTICS.md): a commit replaces only the rev the file was opened at.
  * When Dropbox holds another rev (an edit made elsewhere meanwhile), the local content is
@@ -69,7 +69,7 @@ export class DirtyFiles {
     return this.#files.get(keyOf(path));
   }
 
-  /** The dirty files directly inside the folder at `path`. */
+  /** Returns the dirty files directly inside the folder at `path`. */
   childrenOf(path: string): DirtyFile[] {
     const folderKey = keyOf(path);
     return [...this.#files.entries()].filter(([key]) => splitPath(key).parent === folderKey).map(([, file]) => file);
@@ -216,8 +216,8 @@ export class DirtyFiles {
   }
 
   #applied(file: DirtyFile, metadata: FileMetadata): void {
-    // A file unlinked or renamed away while its commit ran is not put back into the cache at
-    // its old path; the unlink or rename already told Dropbox.
+    // A file unlinked while its commit ran is not put back into the cache, because the unlink
+    // already removed it on Dropbox.
     if (file.unlinked) return;
     this.#options.cache.applyChanges([{ ...metadata, '.tag': 'file' }]);
   }

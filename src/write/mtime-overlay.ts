@@ -1,8 +1,8 @@
 /**
  * Modification times set on files whose content is already on Dropbox. Dropbox keeps a file's
- * mtime only as `client_modified`, set by the upload that wrote the content, and an upload of
- * identical content leaves the file alone, so an mtime set after the upload (rsync and `cp -p`
- * set it after they close the file) cannot reach Dropbox without new content. The mount keeps
+ * mtime only as `client_modified`, set by the upload that wrote the content. An upload of
+ * identical content leaves the file alone, so an mtime set after the upload (rsync sets it
+ * after it closes the file) cannot reach Dropbox without new content. The mount keeps
  * such times here, keyed by file id and content hash, so that they last while the content is
  * unchanged, follow renames, and are dropped by any new content. They are saved to a file in
  * the cache folder and outlive restarts. docs/SEMANTICS.md states the limit.

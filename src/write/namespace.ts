@@ -1,7 +1,7 @@
 /**
  * Changes to names: mkdir, rmdir, unlink and rename, each as Dropbox calls whose results are
- * applied to the metadata cache at once, so the next lookup sees them without waiting for the
- * change watcher.
+ * applied to the metadata cache at once, so the next lookup returns them without waiting for
+ * the change watcher.
  *
  * Dropbox has no atomic replace: a rename over an existing file deletes the target (only the
  * rev that was looked up) and then moves the source. Between the two calls the target name is
@@ -45,7 +45,7 @@ export class Namespace {
     this.#options.cache.applyChanges([{ ...result.metadata, '.tag': 'folder' } as Metadata]);
   }
 
-  /** @throws FsError ENOTEMPTY when the folder holds anything, ENOTDIR, ENOENT. */
+  /** @throws FsError ENOTEMPTY when the folder is not empty, ENOTDIR, ENOENT. */
   async rmdir(path: string): Promise<void> {
     if (path === '/') throw new FsError(Errno.EBUSY, 'the mount root cannot be removed');
     const node = await this.#options.cache.lookup(path);

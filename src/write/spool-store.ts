@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import { Errno, FsError, describeError } from '../fs/errno.js';
 import { DropboxMountError } from '../errors.js';
 
-/** What a record keeps: enough to commit the spool file after a restart. */
+/** A spool file's record: enough to commit it after a restart. */
 export interface SpoolRecord {
   /** Dropbox path the content is committed to. */
   dropboxPath: string;
@@ -52,9 +52,9 @@ export class SpoolStore {
   }
 
   /**
-   * Opens the spool under `cacheFolder`, creating it with mode 0700 (it holds file contents),
-   * and takes the folder's lock.
-   * @throws DropboxMountError CACHE_IN_USE when another running daemon holds the folder.
+   * Opens the spool under `cacheFolder`, creating it with mode 0700 because it contains file
+   * contents, and takes the folder's lock.
+   * @throws DropboxMountError CACHE_IN_USE when another running daemon has locked the folder.
    */
   static async open(cacheFolder: string, limitBytes: number, log: Logger): Promise<SpoolStore> {
     const store = new SpoolStore(cacheFolder, limitBytes, log);
@@ -146,7 +146,7 @@ export class SpoolStore {
   }
 }
 
-// Two daemons on one spool would both commit its files, so the folder holds the pid of its
+// Two daemons on one spool would both commit its files, so the folder contains the pid of its
 // daemon. A pid that no longer runs is a daemon that was killed, and its lock is taken over.
 async function lockFolder(cacheFolder: string): Promise<void> {
   const lockFile = join(cacheFolder, 'daemon.pid');
@@ -208,7 +208,7 @@ export class SpoolFile {
   readonly #handle: FileHandle;
   #size: number;
   #removed = false;
-  /** Record writes and removals, in the order they were asked for. */
+  /** Record writes and removals, in the order they were requested. */
   #records: Promise<void> = Promise.resolve();
 
   constructor(store: SpoolStore, base: string, handle: FileHandle, size: number) {

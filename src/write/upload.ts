@@ -23,7 +23,7 @@ export const SESSION_CHUNK_BYTES = 16 * 1024 * 1024;
 const WRITE_CONTENTION_ATTEMPTS = 6;
 const WRITE_CONTENTION_BASE_MS = 500;
 
-/** Where and how a commit writes: the CommitInfo of `files/upload` and `finish`. */
+/** A commit's target and mode: the CommitInfo of `files/upload` and `finish`. */
 export interface CommitTarget {
   dropboxPath: string;
   /** Replace this rev (`update` mode); undefined adds a new file (`add` mode). */
@@ -38,7 +38,7 @@ export interface ByteSource {
   read(position: number, length: number): Promise<Buffer>;
 }
 
-/** Serializes commits, so that at most one holds the namespace lock at a time. */
+/** Serializes commits, so that at most one has the namespace lock at a time. */
 export class CommitGate {
   #tail: Promise<unknown> = Promise.resolve();
 
@@ -57,12 +57,12 @@ export interface UploaderOptions {
 
 /**
  * An upload session whose bytes arrive in order. Appends retry on their own (the client's retry
- * policy); after a cut connection the server may or may not have the bytes, and its
- * `incorrect_offset` answer tells which.
+ * policy). After a cut connection the server may or may not have the bytes, and its
+ * `incorrect_offset` error tells which.
  */
 export class UploadSession {
   readonly #options: UploaderOptions;
-  /** Block digests of the bytes confirmed so far; every chunk but the last holds whole blocks. */
+  /** Block digests of the bytes confirmed so far. Every chunk but the last contains whole blocks. */
   readonly #digests: Buffer[] = [];
   #sessionId: string | undefined;
   #offset = 0;
