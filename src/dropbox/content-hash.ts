@@ -5,7 +5,7 @@
  * Source: www.dropbox.com/developers/reference/content-hash.
  */
 
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, webcrypto, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 
 export const CONTENT_HASH_BLOCK_BYTES = 4 * 1024 * 1024;
@@ -119,4 +119,16 @@ export function hashOfDigests(digests: readonly Uint8Array[]): string {
   const overall = createHash('sha256');
   for (const digest of digests) overall.update(digest);
   return overall.digest('hex');
+}
+
+/**
+ * Returns the same digests as `blockDigests`, computed by WebCrypto on libuv's thread pool, so
+ * that hashing an upload chunk does not stall the event loop that serves filesystem calls.
+ */
+export async function blockDigestsOffThread(data: Uint8Array): Promise<Buffer[]> {
+  const blocks: Promise<ArrayBuffer>[] = [];
+  for (let offset = 0; offset < data.length; offset += CONTENT_HASH_BLOCK_BYTES) {
+    blocks.push(webcrypto.subtle.digest('SHA-256', data.subarray(offset, offset + CONTENT_HASH_BLOCK_BYTES)));
+  }
+  return (await Promise.all(blocks)).map((digest) => Buffer.from(digest));
 }

@@ -167,6 +167,10 @@ function startProblem(
   return null;
 }
 
+// How long a request waits for an overlapping one on the same session, polled in small steps.
+const OVERLAP_WAIT_MS = 30_000;
+const OVERLAP_POLL_MS = 5;
+
 /**
  * Finds the cursor's session, checks its offset and marks it busy; the caller clears `busy`
  * when done. Drains the body before rejecting.
@@ -185,8 +189,13 @@ async function openSession(
     throw fail({ '.tag': 'not_found' });
   }
   // An append still in flight has not moved the offset yet, so a second request naming the
-  // same offset would write the same bytes twice.
+  // same offset waits for it, and then finds the offset moved (the first one arrived) or not
+  // (it was cut). A client that retries right after a cut connection races the server's own
+  // handling of the cut, and this keeps that retry from failing.
   // NOTE: Dropbox does not document its response to overlapping appends, so this is an emulator choice.
+  for (let waited = 0; session.busy && waited < OVERLAP_WAIT_MS; waited += OVERLAP_POLL_MS) {
+    await new Promise((resolve) => setTimeout(resolve, OVERLAP_POLL_MS));
+  }
   if (cursor.offset !== session.offset || session.busy) {
     await discardBody(exchange);
     throw fail({ '.tag': 'incorrect_offset', correct_offset: session.offset });

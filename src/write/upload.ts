@@ -10,7 +10,7 @@
  */
 import type { DropboxClient } from '../dropbox/client.js';
 import { ApiError } from '../dropbox/errors.js';
-import { blockDigests, contentHashOf, hashOfDigests } from '../dropbox/content-hash.js';
+import { blockDigestsOffThread, hashOfDigests } from '../dropbox/content-hash.js';
 import type { FileMetadata, Metadata } from '../dropbox/types.js';
 import type { Logger } from '../log/logger.js';
 import { Errno, FsError } from '../fs/errno.js';
@@ -79,7 +79,7 @@ export class UploadSession {
   /** Sends the next chunk, a multiple of 4 MiB unless it is the last. */
   async append(chunk: Buffer): Promise<void> {
     const { client } = this.#options;
-    const digests = blockDigests(chunk);
+    const digests = await blockDigestsOffThread(chunk);
     const contentHash = hashOfDigests(digests);
     if (this.#sessionId === undefined) {
       const started = await client.upload<{ session_id: string }>(
@@ -109,7 +109,7 @@ export class UploadSession {
     if (this.#sessionId === undefined) await this.append(Buffer.alloc(0));
     const { client, gate } = this.#options;
     const cursor = { session_id: this.#sessionId, offset: this.#offset };
-    const tailDigests = blockDigests(tail);
+    const tailDigests = await blockDigestsOffThread(tail);
     const expected = hashOfDigests([...this.#digests, ...tailDigests]);
     const arg = { cursor, commit: commitInfo(target), content_hash: hashOfDigests(tailDigests) };
     const metadata = await withWriteContention(this.#options.log, target.dropboxPath, () =>
@@ -135,7 +135,7 @@ export async function uploadFile(
 ): Promise<FileMetadata> {
   if (session === undefined && size <= SESSION_CHUNK_BYTES) {
     const body = await source.read(0, size);
-    const expected = contentHashOf(body);
+    const expected = hashOfDigests(await blockDigestsOffThread(body));
     const arg = { ...commitInfo(target), content_hash: expected };
     const metadata = await withWriteContention(options.log, target.dropboxPath, () =>
       options.gate.run(() => options.client.upload<FileMetadata>('files/upload', arg, body)),

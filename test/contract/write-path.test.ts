@@ -17,7 +17,7 @@ import { SpoolStore, unlockFolder } from '../../src/write/spool-store.js';
 import { MtimeOverlay } from '../../src/write/mtime-overlay.js';
 import { DirtyFiles } from '../../src/write/dirty-files.js';
 import { Namespace } from '../../src/write/namespace.js';
-import { blockDigests, contentHashOf, hashOfDigests } from '../../src/dropbox/content-hash.js';
+import { blockDigests, blockDigestsOffThread, contentHashOf, hashOfDigests } from '../../src/dropbox/content-hash.js';
 
 const MIB = 1024 * 1024;
 const O_WRONLY = 1;
@@ -253,10 +253,11 @@ describe('write path against the emulator', () => {
 });
 
 describe('content hash from block digests', () => {
-  it('chunks of whole 4 MiB blocks give the hash of the whole', () => {
+  it('chunks of whole 4 MiB blocks give the hash of the whole', async () => {
     const content = pattern(9 * MIB + 17, 3);
     const chunks = [content.subarray(0, 8 * MIB), content.subarray(8 * MIB)];
     expect(hashOfDigests(chunks.flatMap((chunk) => blockDigests(chunk)))).toBe(contentHashOf(content));
+    expect(hashOfDigests(await blockDigestsOffThread(content))).toBe(contentHashOf(content));
     expect(hashOfDigests(blockDigests(Buffer.alloc(0)))).toBe(contentHashOf(Buffer.alloc(0)));
   });
 });

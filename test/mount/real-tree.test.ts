@@ -60,7 +60,7 @@ describe.skipIf(!fuse.ok)('real tree through the mount', () => {
     expect(listing.code, listing.stderr).toBe(0);
     const fileLines = listing.stdout.split('\n').filter((line) => line.startsWith('-'));
     expect(fileLines).toHaveLength(FULL_TREE_SPEC.wideFolderEntries);
-    expect(fileLines.every((line) => line.startsWith('-r--r--r--'))).toBe(true);
+    expect(fileLines.every((line) => line.startsWith('-rw-r--r--'))).toBe(true);
     const calls = await emulator.calls();
     expect(calls.filter((call) => call.route === 'files/get_metadata')).toHaveLength(0);
     const listCalls = calls.filter((call) => call.route.startsWith('files/list_folder'));
