@@ -221,7 +221,9 @@ export class DropboxFilesystem {
     if (!handle.writable || handle.dirty === undefined) {
       throw new FsError(Errno.EBADF, `${handle.path}: handle is not open for writing`);
     }
-    await handle.dirty.write(data, position);
+    // `data` is the kernel's buffer, valid until the reply. A write that has to wait (for a
+    // commit or a download) copies it first, because the op deadline may reply before it ends.
+    if (!handle.dirty.writeNow(data, position)) await handle.dirty.write(Buffer.from(data), position);
     handle.wrote = true;
     return data.length;
   }

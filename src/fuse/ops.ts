@@ -112,10 +112,10 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
     create: (path: string, _mode: number, cb: Callback) =>
       runOp(context, 'create', path, cb, async () => [0, await fs.create(path)]),
 
-    // The kernel's buffer is only valid until the reply, and a deadline may reply before the
-    // spool write ends, so the bytes are copied first.
+    // The kernel's buffer is only valid until the reply; DropboxFilesystem.write copies it
+    // before anything that waits.
     write: (path: string, fh: number, buf: Buffer, length: number, position: number, cb: Callback) =>
-      runOp(context, 'write', path, cb, async () => [await fs.write(fh, Buffer.from(buf.subarray(0, length)), position)]),
+      runOp(context, 'write', path, cb, async () => [await fs.write(fh, buf.subarray(0, length), position)]),
 
     truncate: (path: string, size: number, cb: Callback) =>
       runOp(context, 'truncate', path, cb, async () => {

@@ -14,6 +14,7 @@ import type { DropboxClient } from '../dropbox/client.js';
 import { Errno, FsError, describeError } from '../fs/errno.js';
 import type { SpoolFile, SpoolRecord, SpoolStore } from './spool-store.js';
 import { SESSION_CHUNK_BYTES, UploadSession, uploadFile, type CommitTarget, type UploaderOptions } from './upload.js';
+import { blockDigestsOffThread } from '../dropbox/content-hash.js';
 
 export interface DirtyFileOptions {
   store: SpoolStore;
@@ -36,6 +37,8 @@ interface Stream {
   queuedEnd: number;
   /** The chain of appends. It never rejects: a failure is stored in `failed`. */
   appends: Promise<void>;
+  /** The chain as it was before the last append was queued. */
+  previous: Promise<void>;
   failed?: unknown;
 }
 
@@ -63,6 +66,10 @@ export class DirtyFile {
   #appendOnly: boolean;
   /** The running commit or write. Changes wait for commits, and commits for changes. */
   #busy: Promise<unknown> = Promise.resolve();
+  /** Set once the spool has the base rev's bytes, or was created empty. */
+  #spoolFilled = false;
+  /** Exclusive tasks queued or running; `writeNow` only writes when there are none. */
+  #running = 0;
   #recordState: SpoolRecord['state'] | undefined;
 
   constructor(options: DirtyFileOptions, path: string, dropboxPath: string, base: BaseContent | undefined) {
@@ -82,6 +89,7 @@ export class DirtyFile {
     file.baseRev = record.baseRev;
     file.#spool = spool;
     file.#spoolReady = Promise.resolve(spool);
+    file.#spoolFilled = true;
     file.#appendOnly = false;
     file.size = spool.size;
     file.mtimeMs = record.mtimeMs;
@@ -104,15 +112,34 @@ export class DirtyFile {
     this.generation++;
   }
 
+  /**
+   * Writes `data` into the spool at once, with a synchronous write, when no commit, download
+   * or earlier write is running. Returns false, having done nothing, when one is: then the
+   * caller copies the bytes and calls `write`.
+   * @throws FsError ENOSPC when the spool is full.
+   */
+  writeNow(data: Buffer, position: number): boolean {
+    const spool = this.#spool;
+    if (this.#running > 0 || spool === undefined || !this.#spoolFilled) return false;
+    if (this.#appendOnly && position !== this.size) this.#stopStreaming();
+    spool.writeSync(data, position, this.path);
+    this.#written(data.length, position);
+    return true;
+  }
+
   async write(data: Buffer, position: number): Promise<void> {
     await this.#exclusive(async () => {
       const spool = await this.#ensureSpool();
       if (this.#appendOnly && position !== this.size) this.#stopStreaming();
       await spool.write(data, position, this.path);
-      this.size = Math.max(this.size, position + data.length);
-      this.#changed();
-      this.#feedStream();
+      this.#written(data.length, position);
     });
+  }
+
+  #written(length: number, position: number): void {
+    this.size = Math.max(this.size, position + length);
+    this.#changed();
+    this.#feedStream();
   }
 
   async truncate(size: number): Promise<void> {
@@ -256,7 +283,12 @@ export class DirtyFile {
     if (!this.#appendOnly) return;
     if (this.#stream === undefined) {
       if (this.size < 2 * SESSION_CHUNK_BYTES) return;
-      this.#stream = { session: new UploadSession(this.#options.uploader), queuedEnd: 0, appends: Promise.resolve() };
+      this.#stream = {
+        session: new UploadSession(this.#options.uploader),
+        queuedEnd: 0,
+        appends: Promise.resolve(),
+        previous: Promise.resolve(),
+      };
     }
     const stream = this.#stream;
     const spool = this.#spool;
@@ -265,13 +297,20 @@ export class DirtyFile {
     while (this.size - stream.queuedEnd > 2 * SESSION_CHUNK_BYTES) {
       const start = stream.queuedEnd;
       stream.queuedEnd += SESSION_CHUNK_BYTES;
-      stream.appends = stream.appends.then(async () => {
+      // Each chunk is read and hashed while the one before it is sent, once the one before
+      // that is sent, so at most two chunks are in memory per file.
+      const prepared = stream.previous.then(async () => {
+        const chunk = await spool.read(start, SESSION_CHUNK_BYTES);
+        return { chunk, digests: await blockDigestsOffThread(chunk) };
+      });
+      prepared.catch(() => undefined);
+      const sent = Promise.all([stream.appends, prepared]).then(async ([, next]) => {
         if (stream.failed !== undefined || this.#stream !== stream) return;
-        try {
-          await stream.session.append(await spool.read(start, SESSION_CHUNK_BYTES));
-        } catch (err) {
-          stream.failed = err;
-        }
+        await stream.session.append(next.chunk, next.digests);
+      });
+      stream.previous = stream.appends;
+      stream.appends = sent.catch((err: unknown) => {
+        stream.failed ??= err;
       });
     }
   }
@@ -292,6 +331,7 @@ export class DirtyFile {
     this.#spool = spool;
     try {
       if (this.#base !== undefined && this.#base.size > 0) await this.#downloadBase(spool, this.#base);
+      this.#spoolFilled = true;
     } catch (err) {
       this.#spool = undefined;
       this.#spoolReady = undefined;
@@ -316,7 +356,8 @@ export class DirtyFile {
   }
 
   #exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.#busy.then(work, work);
+    this.#running++;
+    const result = this.#busy.then(work, work).finally(() => this.#running--);
     this.#busy = result.catch(() => undefined);
     return result;
   }

@@ -8,6 +8,7 @@
  * change that would take it past `limitBytes` fails with ENOSPC before any byte is written.
  */
 import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { Errno, FsError, describeError } from '../fs/errno.js';
@@ -235,6 +236,21 @@ export class SpoolFile {
     while (written < data.length) {
       const { bytesWritten } = await this.#handle.write(data, written, data.length - written, position + written);
       written += bytesWritten;
+    }
+  }
+
+  /**
+   * Writes like `write`, but synchronously: a write of up to 128 KiB into the page cache takes
+   * microseconds, less than a round trip through the thread pool.
+   * @throws FsError ENOSPC when the spool is full.
+   */
+  writeSync(data: Uint8Array, position: number, path: string): void {
+    const end = position + data.length;
+    this.#store.reserve(end - this.#size, path);
+    if (end > this.#size) this.#size = end;
+    let written = 0;
+    while (written < data.length) {
+      written += writeSync(this.#handle.fd, data, written, data.length - written, position + written);
     }
   }
 

@@ -76,10 +76,13 @@ export class UploadSession {
     return this.#offset;
   }
 
-  /** Sends the next chunk, a multiple of 4 MiB unless it is the last. */
-  async append(chunk: Buffer): Promise<void> {
+  /**
+   * Sends the next chunk, a multiple of 4 MiB unless it is the last. `blockDigests` are the
+   * chunk's block digests when the caller computed them ahead.
+   */
+  async append(chunk: Buffer, blockDigests?: Buffer[]): Promise<void> {
     const { client } = this.#options;
-    const digests = await blockDigestsOffThread(chunk);
+    const digests = blockDigests ?? (await blockDigestsOffThread(chunk));
     const contentHash = hashOfDigests(digests);
     if (this.#sessionId === undefined) {
       const started = await client.upload<{ session_id: string }>(
