@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import {
+  CLI_PATH,
   fuseAvailable,
   run,
   spawnDaemon,
@@ -354,6 +355,9 @@ describe.skipIf(!fuse.ok)('write path faults and recovery', () => {
     expect(record.dropboxPath).toBe('/faults/exhausted.bin');
     expect(record.state).toBe('closed');
     expect(loggedMessages(daemon)).toContain('upload failed; the spool file is kept');
+    const status = await run('node', [CLI_PATH, 'status', '--json', daemon.mountpoint]);
+    expect(status.code, status.stderr).toBe(0);
+    expect((JSON.parse(status.stdout) as { uploadsPending: number }).uploadsPending).toBe(1);
     // Until the commit succeeds, the mount serves the bytes from the spool.
     const readBack = await run('cat', [path.join(daemon.mountpoint, 'faults', 'exhausted.bin')]);
     expect(readBack.code).toBe(0);
@@ -364,6 +368,8 @@ describe.skipIf(!fuse.ok)('write path faults and recovery', () => {
     expect(arrived).toBe(true);
     expect(await pollUntil(async () => (await spoolEntries(cacheDir)).length === 0, 5_000)).toBe(true);
     expect(loggedMessages(daemon)).toContain('pending upload committed');
+    const after = await run('node', [CLI_PATH, 'status', '--json', daemon.mountpoint]);
+    expect((JSON.parse(after.stdout) as { uploadsPending: number }).uploadsPending).toBe(0);
   });
 
   it('full quota gives ENOSPC', async () => {
