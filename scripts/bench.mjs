@@ -151,7 +151,7 @@ const ratio = (a, b) => (a / b).toFixed(2);
 async function main() {
   const only = onlySection(process.argv.slice(2));
   if (only === undefined || only === 'metadata') await runMetadataBenchmark();
-  if (only === undefined || only === 'read') await readBenchmark();
+  if (only === undefined || only === 'read') await readBenchmark(only === 'read' ? 'npm run bench -- --only read' : 'npm run bench');
   if (only === undefined || only === 'write') await runWriteBenchmark();
 }
 
@@ -165,7 +165,8 @@ function onlySection(args) {
   return section;
 }
 
-async function readBenchmark() {
+/** Runs the read section; `command` is the command line recorded with the figures. */
+async function readBenchmark(command) {
   const workDir = await mkdtemp(join(tmpdir(), 'dropbox-mount-bench-'));
   const dataDir = join(workDir, 'data');
   const mountpoint = join(workDir, 'mnt');
@@ -234,7 +235,7 @@ async function readBenchmark() {
     ];
     const table = markdownTable(['measurement', 'figures', 'ratio'], rows);
     console.log(table);
-    await writeReport(table);
+    await writeReport(table, command);
     await daemon.stop();
     await emulator.stop();
   } finally {
@@ -243,11 +244,11 @@ async function readBenchmark() {
   }
 }
 
-async function writeReport(table) {
+async function writeReport(table, command) {
   await writeSection('read-benchmark', [
     '## Read path (`npm run bench`)',
     '',
-    `Run on ${new Date().toISOString().slice(0, 10)}, ${machineSummary()}. Command: \`npm run bench\` as root.`,
+    `Run on ${new Date().toISOString().slice(0, 10)}, ${machineSummary()}. Command: \`${command}\` as root.`,
     'Shaped means the emulator adds 20 ms per request and caps bandwidth at 100 MiB/s.',
     '',
     table,

@@ -78,7 +78,7 @@ export interface RangeReaderOptions {
 
 export class RangeReader {
   readonly #options: RangeReaderOptions;
-  readonly #behind: ByteWindow;
+  readonly #window: ByteWindow;
   readonly #hasher = new ContentHasher();
   #hashedBytes = 0;
   #stream: RangeStream | undefined;
@@ -93,7 +93,7 @@ export class RangeReader {
 
   constructor(options: RangeReaderOptions) {
     this.#options = options;
-    this.#behind = new ByteWindow(BEHIND_BYTES, options.budget, MIN_BEHIND_BYTES);
+    this.#window = new ByteWindow(BEHIND_BYTES, options.budget, MIN_BEHIND_BYTES);
   }
 
   /** Returns up to `length` bytes at `position`; fewer only at the end of the file. */
@@ -115,7 +115,7 @@ export class RangeReader {
     clearTimeout(this.#idleTimer);
     this.#closed = true;
     this.#dropStream();
-    this.#behind.clear();
+    this.#window.clear();
   }
 
   async #read(position: number, length: number): Promise<Buffer> {
@@ -128,7 +128,7 @@ export class RangeReader {
     let failures = 0;
     while (filled < wanted) {
       const offset = position + filled;
-      const copied = this.#behind.copyOut(offset, out, filled);
+      const copied = this.#window.copyOut(offset, out, filled);
       if (copied > 0) {
         filled += copied;
         continue;
@@ -181,7 +181,7 @@ export class RangeReader {
   }
 
   async #takeFromStream(stream: RangeStream, offset: number, out: Buffer, outOffset: number) {
-    const sink = (at: number, bytes: Buffer) => this.#keep(at, bytes);
+    const sink = (at: number, bytes: Buffer) => this.#hash(at, bytes);
     await stream.skipTo(offset, sink);
     return stream.take(out, outOffset, out.length - outOffset, sink);
   }
@@ -191,7 +191,7 @@ export class RangeReader {
   // it go to the behind window, where the late read finds them. Bytes already in the window are
   // not fetched again.
   #openOffset(offset: number): number {
-    const base = this.#behind.holds(this.#lastReadEnd) ? this.#behind.end : this.#lastReadEnd;
+    const base = this.#window.holds(this.#lastReadEnd) ? this.#window.end : this.#lastReadEnd;
     const gap = offset - base;
     return gap > 0 && gap <= MAX_FORWARD_SKIP_BYTES ? base : offset;
   }
@@ -207,6 +207,7 @@ export class RangeReader {
       download.body,
       download.offset,
       download.offset + download.length,
+      this.#window,
       this.#options.budget,
     );
     this.#stream = stream;
@@ -226,14 +227,13 @@ export class RangeReader {
     const end = Math.min(file.size, blockStart + BLOCK_BYTES) - 1;
     this.requests++;
     const download = await client.download(downloadPath, { start: blockStart, end });
-    const block = await readAll(download.body, end - blockStart + 1);
+    const block = await readAll(download.body, end - blockStart + 1, this.#options.budget);
     blockCache.set(BlockCache.key(file.id, file.rev, blockStart), block);
     return block.copy(out, outOffset, offset - blockStart);
   }
 
-  // Keeps streamed bytes for late reads and hashes them while they arrive in order from byte 0.
-  #keep(offset: number, bytes: Buffer): void {
-    this.#behind.append(offset, bytes);
+  // Hashes streamed bytes while they arrive in order from byte 0.
+  #hash(offset: number, bytes: Buffer): void {
     if (offset !== this.#hashedBytes || this.#options.file.contentHash === undefined) return;
     this.#hasher.update(bytes);
     this.#hashedBytes += bytes.length;
@@ -266,15 +266,17 @@ export class RangeReader {
 }
 
 /**
- * Reads a whole download body.
+ * Reads a whole download body. The chunks are dropped once concatenated, so they count towards
+ * the budget's reserve for uncollected network chunks.
  * @throws Error when it ends short of `length`, so a cut body is never cached.
  */
-async function readAll(body: AsyncIterable<Buffer>, length: number): Promise<Buffer> {
+async function readAll(body: AsyncIterable<Buffer>, length: number, budget: MemoryBudget): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let received = 0;
   for await (const chunk of body) {
     chunks.push(chunk);
     received += chunk.length;
+    budget.countReceived(chunk.length);
   }
   if (received !== length) throw new Error(`block body ended after ${received} of ${length} bytes`);
   return Buffer.concat(chunks, length);
