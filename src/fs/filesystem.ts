@@ -213,28 +213,30 @@ export class DropboxFilesystem {
   }
 
   /**
-   * Writes `data` at `position` into the file's spool and returns the byte count.
-   * @throws FsError EBADF on a read-only handle, ENOSPC when the spool is full.
+   * Writes `data` at `position` into the file's spool and returns the byte count. A write
+   * that waits is dropped when `signal` aborts first.
+   * @throws FsError EBADF on a read-only handle, ENOSPC when the spool is full, EIO when the
+   *   write was dropped.
    */
-  async write(fh: number, data: Buffer, position: number): Promise<number> {
+  async write(fh: number, data: Buffer, position: number, signal?: AbortSignal): Promise<number> {
     const handle = this.#handle(fh);
     if (!handle.writable || handle.dirty === undefined) {
       throw new FsError(Errno.EBADF, `${handle.path}: handle is not open for writing`);
     }
     // `data` is the kernel's buffer, valid until the reply. A write that has to wait (for a
     // commit or a download) copies it first, because the op deadline may reply before it ends.
-    if (!handle.dirty.writeNow(data, position)) await handle.dirty.write(Buffer.from(data), position);
+    if (!handle.dirty.writeNow(data, position)) await handle.dirty.write(Buffer.from(data), position, signal);
     handle.wrote = true;
     return data.length;
   }
 
   /** Sets the size of an open file. */
-  async ftruncate(fh: number, size: number): Promise<void> {
+  async ftruncate(fh: number, size: number, signal?: AbortSignal): Promise<void> {
     const handle = this.#handle(fh);
     if (!handle.writable || handle.dirty === undefined) {
       throw new FsError(Errno.EBADF, `${handle.path}: handle is not open for writing`);
     }
-    await handle.dirty.truncate(size);
+    await handle.dirty.truncate(size, signal);
     handle.wrote = true;
   }
 
@@ -243,7 +245,7 @@ export class DropboxFilesystem {
    * background, because the kernel truncates this way just before an open with O_TRUNC, and
    * committing the empty file at once would replace the remote file with nothing.
    */
-  async truncate(path: string, size: number): Promise<void> {
+  async truncate(path: string, size: number, signal?: AbortSignal): Promise<void> {
     const writes = this.#requireWritable(path);
     const existing = writes.files.get(path);
     const node = existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupFile(path, existing);
@@ -252,7 +254,7 @@ export class DropboxFilesystem {
     const base = node?.rev === undefined ? undefined : { rev: node.rev, size: node.size, mtimeMs: node.mtimeMs };
     const dirty = writes.files.attach(path, base);
     try {
-      await dirty.truncate(size);
+      await dirty.truncate(size, signal);
     } finally {
       writes.files.release(dirty, TRUNCATE_COMMIT_DELAY_MS);
     }

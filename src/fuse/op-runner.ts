@@ -32,11 +32,14 @@ export function runOp(
   op: string,
   path: string,
   callback: (...args: unknown[]) => void,
-  handler: () => Promise<Outcome>,
+  handler: (signal: AbortSignal) => Promise<Outcome>,
 ): void {
   const { log, deadlineMs } = context;
   const started = performance.now();
   let answered = false;
+  // Aborted when the deadline replies, so that a change still waiting to be made is dropped
+  // instead of made after the program was told it failed.
+  const deadline = new AbortController();
 
   const answer = (outcome: Outcome) => {
     if (answered) return;
@@ -62,11 +65,12 @@ export function runOp(
   const timer = setTimeout(() => {
     log.warn({ op, path, deadlineMs }, 'op timed out, returning EIO');
     answer([-Errno.EIO]);
+    deadline.abort();
   }, deadlineMs);
 
   let pending: Promise<Outcome>;
   try {
-    pending = handler();
+    pending = handler(deadline.signal);
   } catch (err) {
     pending = Promise.reject(err);
   }

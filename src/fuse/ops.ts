@@ -115,17 +115,17 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
     // The kernel's buffer is only valid until the reply; DropboxFilesystem.write copies it
     // before anything that waits.
     write: (path: string, fh: number, buf: Buffer, length: number, position: number, cb: Callback) =>
-      runOp(context, 'write', path, cb, async () => [await fs.write(fh, buf.subarray(0, length), position)]),
+      runOp(context, 'write', path, cb, async (signal) => [await fs.write(fh, buf.subarray(0, length), position, signal)]),
 
     truncate: (path: string, size: number, cb: Callback) =>
-      runOp(context, 'truncate', path, cb, async () => {
-        await fs.truncate(path, size);
+      runOp(context, 'truncate', path, cb, async (signal) => {
+        await fs.truncate(path, size, signal);
         return [0];
       }),
 
     ftruncate: (path: string, fh: number, size: number, cb: Callback) =>
-      runOp(context, 'ftruncate', path, cb, async () => {
-        await fs.ftruncate(fh, size);
+      runOp(context, 'ftruncate', path, cb, async (signal) => {
+        await fs.ftruncate(fh, size, signal);
         return [0];
       }),
 

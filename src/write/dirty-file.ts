@@ -61,6 +61,8 @@ export class DirtyFile {
   unlinked = false;
   /** The error of the last commit, until a commit succeeds. */
   lastError: unknown;
+  /** The first write or truncate that failed; the content is then never committed. */
+  failedChange: unknown;
   #stream: Stream | undefined;
   /** True while every byte was written at the end of the file, starting from empty. */
   #appendOnly: boolean;
@@ -122,14 +124,25 @@ export class DirtyFile {
     const spool = this.#spool;
     if (this.#running > 0 || spool === undefined || !this.#spoolFilled) return false;
     if (this.#appendOnly && position !== this.size) this.#stopStreaming();
-    spool.writeSync(data, position, this.path);
+    try {
+      spool.writeSync(data, position, this.path);
+    } catch (err) {
+      this.failedChange ??= err;
+      throw err;
+    }
     this.#written(data.length, position);
     return true;
   }
 
-  async write(data: Buffer, position: number): Promise<void> {
-    await this.#exclusive(async () => {
+  /**
+   * Writes `data` into the spool after the running commit, download or write. Does nothing
+   * and throws EIO when `signal` has aborted by then: the op has already replied EIO, so the
+   * program believes the write failed.
+   */
+  async write(data: Buffer, position: number, signal?: AbortSignal): Promise<void> {
+    await this.#change(signal, async () => {
       const spool = await this.#ensureSpool();
+      if (signal?.aborted) throw new FsError(Errno.EIO, `${this.path}: the write timed out and was not made`);
       if (this.#appendOnly && position !== this.size) this.#stopStreaming();
       await spool.write(data, position, this.path);
       this.#written(data.length, position);
@@ -138,15 +151,31 @@ export class DirtyFile {
 
   #written(length: number, position: number): void {
     this.size = Math.max(this.size, position + length);
+    this.mtimeMs = Date.now();
     this.#changed();
     this.#feedStream();
   }
 
-  async truncate(size: number): Promise<void> {
-    await this.#exclusive(async () => {
+  // Runs a change of content in turn. A change that fails, or comes too late, leaves the spool
+  // with content the program did not mean to write, so the file is never committed after it.
+  #change(signal: AbortSignal | undefined, work: () => Promise<void>): Promise<void> {
+    return this.#exclusive(async () => {
+      if (signal?.aborted) throw new FsError(Errno.EIO, `${this.path}: the change timed out and was not made`);
+      try {
+        await work();
+      } catch (err) {
+        this.failedChange ??= err;
+        throw err;
+      }
+    });
+  }
+
+  async truncate(size: number, signal?: AbortSignal): Promise<void> {
+    await this.#change(signal, async () => {
       // Cutting to zero needs none of the old bytes, so it skips their download.
       if (size === 0 && this.#spool === undefined) this.#base = undefined;
       const spool = await this.#ensureSpool();
+      if (signal?.aborted) throw new FsError(Errno.EIO, `${this.path}: the truncate timed out and was not made`);
       if (size !== this.size) {
         if (size === 0 && (this.#stream === undefined || this.#stream.queuedEnd === 0)) {
           this.#stopStreaming();
@@ -156,6 +185,7 @@ export class DirtyFile {
         }
         await spool.truncate(size, this.path);
         this.size = size;
+        this.mtimeMs = Date.now();
       }
       this.#changed();
     });
@@ -182,6 +212,10 @@ export class DirtyFile {
   commit(): Promise<FileMetadata | undefined> {
     return this.#exclusive(async () => {
       if (!this.dirty) return undefined;
+      if (this.failedChange !== undefined) {
+        const errno = this.failedChange instanceof FsError ? this.failedChange.errno : Errno.EIO;
+        throw new FsError(errno, `${this.path}: an earlier write or truncate failed, so the file is not uploaded and Dropbox keeps its previous content`);
+      }
       const generation = this.generation;
       const spool = await this.#ensureSpool();
       await this.#saveRecord('closed');
@@ -208,8 +242,10 @@ export class DirtyFile {
       const target: CommitTarget = { dropboxPath, mtimeMs: this.mtimeMs, autorename: true };
       const metadata = await uploadFile(this.#options.uploader, spool, this.size, target);
       this.lastError = undefined;
-      this.committedGeneration = generation;
-      await spool.clearRecord();
+      // Later changes through open handles update the copy, not the other edit at the path.
+      this.dropboxPath = metadata.path_display ?? dropboxPath;
+      this.baseRev = metadata.rev;
+      this.#committed(metadata, generation);
       return metadata;
     });
   }

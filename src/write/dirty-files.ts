@@ -123,8 +123,38 @@ export class DirtyFiles {
   release(file: DirtyFile, commitDelayMs = 0): void {
     file.openCount = Math.max(0, file.openCount - 1);
     if (file.openCount > 0) return;
-    if (file.dirty) this.#scheduleRetry(file, file.lastError === undefined ? commitDelayMs : undefined);
-    else this.#drop(file);
+    if (file.dirty && file.failedChange !== undefined) {
+      this.#options.log.warn(
+        { path: file.path, err: describeError(file.failedChange) },
+        'a write or truncate failed, so the file was not uploaded; Dropbox keeps its previous content',
+      );
+      this.#drop(file);
+    } else if (file.dirty) {
+      this.#scheduleRetry(file, file.lastError === undefined ? commitDelayMs : undefined);
+    } else {
+      this.#drop(file);
+    }
+  }
+
+  /**
+   * Stops background commits of the file at `path` and every file below it, and waits for the
+   * ones running, so that a name change never races an upload that still names the old path.
+   * The caller reschedules with `resume`.
+   */
+  async quiesce(path: string): Promise<DirtyFile[]> {
+    const key = keyOf(path);
+    const prefix = key === '/' ? '/' : `${key}/`;
+    const files = [...this.#files.entries()].filter(([fileKey]) => fileKey === key || fileKey.startsWith(prefix));
+    for (const [, file] of files) this.#cancelRetry(file);
+    await Promise.all(files.map(([, file]) => file.settled()));
+    return files.map(([, file]) => file);
+  }
+
+  /** Schedules commits again for closed, dirty files that `quiesce` stopped. */
+  resume(files: readonly DirtyFile[]): void {
+    for (const file of files) {
+      if (file.openCount === 0 && file.dirty && !file.unlinked) this.#scheduleRetry(file, 0);
+    }
   }
 
   /** Re-keys the file at `from` (and every file below it, for a folder) to `to`. */
@@ -205,13 +235,25 @@ export class DirtyFiles {
     const copyPath = conflictedCopyPath(file.dropboxPath, new Date());
     const metadata = await file.commitCopy(copyPath);
     this.#options.cache.applyChanges([{ ...metadata, '.tag': 'file' }]);
+    // The path now shows the other edit from the cache. The file, with its open handles, is
+    // the copy from here on, so a later close updates the copy instead of making another.
+    const originalPath = file.path;
+    const key = keyOf(originalPath);
+    if (this.#files.get(key) === file) this.#files.delete(key);
+    const copyMountPath = this.#mountPathOf(file.dropboxPath);
+    if (copyMountPath !== undefined && !this.#files.has(keyOf(copyMountPath))) {
+      file.path = copyMountPath;
+      this.#files.set(keyOf(copyMountPath), file);
+    } else {
+      this.#unlisted.add(file);
+    }
     this.#options.log.warn(
-      { path: file.path, savedAs: metadata.path_display ?? copyPath },
+      { path: originalPath, savedAs: metadata.path_display ?? copyPath },
       'the file changed on Dropbox while it was open here; the local version was saved as a conflicted copy',
     );
     throw new FsError(
       Errno.EEXIST,
-      `${file.path} changed on Dropbox; the local version was saved as ${metadata.path_display ?? copyPath}`,
+      `${originalPath} changed on Dropbox; the local version was saved as ${metadata.path_display ?? copyPath}`,
     );
   }
 
@@ -263,6 +305,13 @@ export class DirtyFiles {
     const key = keyOf(file.path);
     if (this.#files.get(key) === file) this.#files.delete(key);
     void file.discard();
+  }
+
+  // Returns the mount path of a Dropbox path under the mount root, else undefined.
+  #mountPathOf(dropboxPath: string): string | undefined {
+    const { rootPath } = this.#options.cache;
+    if (!keyOf(dropboxPath).startsWith(`${keyOf(rootPath)}/`)) return undefined;
+    return dropboxPath.slice(rootPath.length);
   }
 
   #dropboxPath(path: string): string {

@@ -57,6 +57,17 @@ export class Namespace {
   /** @throws FsError ENOENT, EISDIR for a folder; ApiError mapped by errno.ts. */
   async unlink(path: string): Promise<void> {
     const { files } = this.#options;
+    const stopped = await files.quiesce(path);
+    try {
+      await this.#unlink(path);
+    } catch (err) {
+      files.resume(stopped);
+      throw err;
+    }
+  }
+
+  async #unlink(path: string): Promise<void> {
+    const { files } = this.#options;
     const dirty = files.get(path);
     const node = await this.#find(path);
     if (node?.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
@@ -77,6 +88,17 @@ export class Namespace {
     if (from === to) return;
     if (HIDDEN_NAME.test(splitPath(to).name)) return this.#hide(from, to);
     const { files, cache, client } = this.#options;
+    // Uploads under the old name finish first, and nothing new starts until the move is done.
+    const stopped = await files.quiesce(from);
+    try {
+      await this.#move(from, to);
+    } finally {
+      files.resume(stopped);
+    }
+  }
+
+  async #move(from: string, to: string): Promise<void> {
+    const { files, cache, client } = this.#options;
     const sourceDirty = files.get(from);
     const source = await this.#find(from);
     if (source === undefined && sourceDirty === undefined) throw new FsError(Errno.ENOENT, `${from} does not exist`);
@@ -95,7 +117,6 @@ export class Namespace {
       throw new FsError(Errno.ENOTDIR, `${to} is not a folder`);
     }
 
-    await sourceDirty?.settled();
     const onDropbox = source !== undefined && !(sourceDirty !== undefined && sourceDirty.baseRev === undefined);
     if (onDropbox) {
       if (target !== undefined) await this.#delete(to, target);
@@ -121,6 +142,7 @@ export class Namespace {
   // name at its last close. For Dropbox this is the unlink: the file goes now, and the open
   // handles keep its spool under the hidden name, so that nothing uploads it.
   async #hide(from: string, to: string): Promise<void> {
+    await this.#options.files.quiesce(from);
     const node = await this.#find(from);
     const dirty = this.#options.files.get(from);
     if (node === undefined && dirty === undefined) throw new FsError(Errno.ENOENT, `${from} does not exist`);

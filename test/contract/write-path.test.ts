@@ -22,6 +22,7 @@ import { blockDigests, blockDigestsOffThread, contentHashOf, hashOfDigests } fro
 const MIB = 1024 * 1024;
 const O_WRONLY = 1;
 const O_RDWR = 2;
+const O_TRUNC = 0o1000;
 
 interface Mount {
   fs: DropboxFilesystem;
@@ -45,7 +46,7 @@ describe('write path against the emulator', () => {
   let emulator: Emulator;
   const mounts: Mount[] = [];
 
-  async function mount(): Promise<Mount> {
+  async function mount(spoolLimitBytes = 1024 * MIB): Promise<Mount> {
     const log = silentLogger();
     const config = parseConfig(
       {
@@ -65,7 +66,7 @@ describe('write path against the emulator', () => {
       retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 },
     });
     const cache = new MetadataCache({ client, rootPath: '', ttlMs: 60_000, maxEntries: 10_000, dirMtimeMs: 0 });
-    const store = await SpoolStore.open(cacheDir, 1024 * MIB, log);
+    const store = await SpoolStore.open(cacheDir, spoolLimitBytes, log);
     const mtimes = await MtimeOverlay.load(cacheDir, log);
     const files = new DirtyFiles({ client, cache, store, mtimes, log });
     await files.recover();
@@ -243,6 +244,39 @@ describe('write path against the emulator', () => {
     await fs.rmdir('/dir');
     await expect(readdir(path.join(dataDir, 'dir'))).rejects.toThrow();
     await expect(fs.getattr('/dir')).rejects.toMatchObject({ errno: Errno.ENOENT });
+  });
+
+  it('a failed write keeps the remote file as it was', async () => {
+    await writeFile(path.join(dataDir, 'keep.txt'), 'the good version\n');
+    await emulator.rescan();
+    const { fs } = await mount(MIB);
+    const fh = await fs.open('/keep.txt', O_WRONLY | O_TRUNC);
+    await fs.write(fh, Buffer.alloc(512 * 1024, 1), 0);
+    await expect(fs.write(fh, Buffer.alloc(MIB, 2), 512 * 1024)).rejects.toMatchObject({ errno: Errno.ENOSPC });
+    await expect(fs.flush(fh)).rejects.toMatchObject({ errno: Errno.ENOSPC });
+    await fs.release(fh);
+    expect(await readFile(path.join(dataDir, 'keep.txt'), 'utf8')).toBe('the good version\n');
+    expect(routes().filter((route) => route.startsWith('files/upload'))).toEqual([]);
+    // The spool file is deleted in the background after the release.
+    for (let i = 0; i < 50 && (await readdir(path.join(cacheDir, 'spool'))).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await readdir(path.join(cacheDir, 'spool'))).toEqual([]);
+  });
+
+  it('a write whose op timed out is not made', async () => {
+    const { fs } = await mount();
+    const fh = await fs.create('/late.bin');
+    await fs.write(fh, pattern(20 * MIB, 4), 0);
+    // The commit holds the file, so the next write waits, and its deadline has passed.
+    const committing = fs.fsync(fh);
+    const expired = AbortSignal.abort();
+    await expect(fs.write(fh, Buffer.from('late'), 0, expired)).rejects.toMatchObject({ errno: Errno.EIO });
+    await committing;
+    expect((await fs.getattr('/late.bin')).size).toBe(20 * MIB);
+    const head = await fs.read(fh, 0, 4);
+    expect(head.equals(pattern(20 * MIB, 4).subarray(0, 4))).toBe(true);
+    await fs.release(fh);
   });
 
   it('a name Dropbox refuses fails at create', async () => {
