@@ -87,7 +87,7 @@ export class Namespace {
   async rename(from: string, to: string): Promise<void> {
     if (from === to) return;
     if (HIDDEN_NAME.test(splitPath(to).name)) return this.#hide(from, to);
-    const { files, cache, client } = this.#options;
+    const { files } = this.#options;
     // Uploads under the old name finish first, and nothing new starts until the move is done.
     const stopped = await files.quiesce(from);
     try {
