@@ -140,8 +140,8 @@ Try, in another terminal:
   find "$mountpoint_path" -type f
   sha256sum "$mountpoint_path/Recipes/"*
   echo hello > "$mountpoint_path/new-file"; ls -l "$mountpoint_path"
-  mkdir "$mountpoint_path/Notes" && mv "$mountpoint_path/new-file" "$mountpoint_path/Notes/"
-  ls -l "$work_dir/data/Notes"           # the emulator's copy, as Dropbox would have it
+  mkdir "$mountpoint_path/Inbox" && mv "$mountpoint_path/new-file" "$mountpoint_path/Inbox/"
+  ls -l "$work_dir/data/Inbox"           # the emulator's copy, as Dropbox would have it
 
 Daemon log: $work_dir/daemon.log
 Press Ctrl-C to unmount and clean up.
