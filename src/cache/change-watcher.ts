@@ -37,6 +37,8 @@ export interface ChangeWatcherOptions {
   /** First and largest delay between attempts after an error, in ms; default 1,000 and 60,000. */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** Ms between a longpoll that reports changes and the continue that fetches them; default 250. */
+  batchDelayMs?: number;
 }
 
 interface LongpollResult {
@@ -46,6 +48,9 @@ interface LongpollResult {
 }
 
 const DEFAULT_LONGPOLL_TIMEOUT_SECONDS = 30;
+// Short next to the seconds a remote change may take to show, and long enough to gather the
+// changes of a burst of commits, each a few milliseconds apart on a fast link.
+const DEFAULT_BATCH_DELAY_MS = 250;
 // ListFolderLongpollArg.timeout (Dropbox API v2 docs): the request blocks up to `timeout` plus
 // up to 90 s of random jitter, so the HTTP timeout is that sum plus a margin for the network.
 const LONGPOLL_JITTER_SECONDS = 90;
@@ -119,7 +124,12 @@ export class ChangeWatcher {
           }
         }
         const poll = await this.#longpoll(cursor);
-        if (poll.changes) cursor = await this.#applyChanges(cursor);
+        if (poll.changes) {
+          // A burst of changes (a copy into the mount, a sync elsewhere) wakes the longpoll at
+          // its first change; a short wait lets one continue fetch the rest of the burst.
+          await this.#sleep(this.#options.batchDelayMs ?? DEFAULT_BATCH_DELAY_MS);
+          cursor = await this.#applyChanges(cursor);
+        }
         this.#cursor = cursor;
         failures = 0;
         if (poll.backoff !== undefined && poll.backoff > 0) {
