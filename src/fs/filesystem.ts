@@ -161,7 +161,7 @@ export class DropboxFilesystem {
    * @throws FsError EROFS for write access to a read-only mount, EISDIR for a folder, EACCES for
    *   write access to an export.
    */
-  async open(path: string, flags: number): Promise<number> {
+  async open(path: string, flags: number, signal?: AbortSignal): Promise<number> {
     const writes = this.#options.writes;
     const wantsWrite = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
     if (wantsWrite && writes === undefined) throw new FsError(Errno.EROFS, `${path}: the mount is read-only`);
@@ -172,6 +172,7 @@ export class DropboxFilesystem {
       return this.#handles.add({ path, reader: await this.#readerOf(path, node!), dirty: undefined, writable: false, wrote: false });
     }
     if (node?.exportFormat !== undefined) throw new FsError(Errno.EACCES, `${path} is an export and cannot be written`);
+    if (signal?.aborted) throw new FsError(Errno.EIO, `${path}: the open timed out`);
     const base = node === undefined || node.rev === undefined ? undefined : { rev: node.rev, size: node.size, mtimeMs: node.mtimeMs };
     const dirty = writes!.files.attach(path, base);
     const handle: OpenFile = { path, reader: undefined, dirty, writable: wantsWrite, wrote: false };
@@ -189,7 +190,7 @@ export class DropboxFilesystem {
    * Creates a new file and opens it for writing. It exists only here until its first commit.
    * @throws FsError EROFS, EEXIST, EINVAL or ENAMETOOLONG for a name Dropbox refuses.
    */
-  async create(path: string): Promise<number> {
+  async create(path: string, signal?: AbortSignal): Promise<number> {
     const writes = this.#requireWritable(path);
     checkName(path);
     const parent = await this.#options.cache.lookup(splitPath(path).parent);
@@ -197,6 +198,8 @@ export class DropboxFilesystem {
     if (writes.files.get(path) !== undefined || (await this.#exists(path))) {
       throw new FsError(Errno.EEXIST, `${path} already exists`);
     }
+    // The program was told the create failed, so the file must not appear after all.
+    if (signal?.aborted) throw new FsError(Errno.EIO, `${path}: the create timed out`);
     const dirty = writes.files.attach(path, undefined);
     dirty.markCreated();
     return this.#handles.add({ path, reader: undefined, dirty, writable: true, wrote: false });
@@ -324,13 +327,21 @@ export class DropboxFilesystem {
     await this.#requireWritable(path).namespace.rmdir(path);
   }
 
-  async unlink(path: string): Promise<void> {
-    await this.#requireWritable(path).namespace.unlink(path);
+  async unlink(path: string, signal?: AbortSignal): Promise<void> {
+    await this.#requireWritable(path).namespace.unlink(path, signal);
   }
 
-  async rename(from: string, to: string): Promise<void> {
+  async rename(from: string, to: string, signal?: AbortSignal): Promise<void> {
     checkName(to);
-    await this.#requireWritable(from).namespace.rename(from, to);
+    await this.#requireWritable(from).namespace.rename(from, to, { signal, sourceOpen: this.#isOpen(from) });
+  }
+
+  // Tells whether any handle is open on the file at `path`.
+  #isOpen(path: string): boolean {
+    const key = keyOf(path);
+    if ((this.#options.writes?.files.get(path)?.openCount ?? 0) > 0) return true;
+    for (const handle of this.#handles.values()) if (keyOf(handle.path) === key) return true;
+    return false;
   }
 
   async statfs(): Promise<Statfs> {

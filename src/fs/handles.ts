@@ -22,6 +22,10 @@ export class HandleTable<T> {
     return this.#entries.get(fh);
   }
 
+  values(): IterableIterator<T> {
+    return this.#entries.values();
+  }
+
   remove(fh: number): T | undefined {
     const value = this.#entries.get(fh);
     this.#entries.delete(fh);

@@ -52,7 +52,7 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
       }),
 
     open: (path: string, flags: number, cb: Callback) =>
-      runOp(context, 'open', path, cb, async () => [0, await fs.open(path, flags)]),
+      runOp(context, 'open', path, cb, async (signal) => [0, await keepIfAnswered(fs, signal, fs.open(path, flags, signal))]),
 
     read: (path: string, fh: number, buf: Buffer, length: number, position: number, cb: Callback) =>
       runOp(context, 'read', path, cb, async () => {
@@ -110,7 +110,7 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
   for (const name of XATTR_OPS) ops[name] = rejectWith(context, name, Errno.ENOTSUP);
   Object.assign(ops, {
     create: (path: string, _mode: number, cb: Callback) =>
-      runOp(context, 'create', path, cb, async () => [0, await fs.create(path)]),
+      runOp(context, 'create', path, cb, async (signal) => [0, await keepIfAnswered(fs, signal, fs.create(path, signal))]),
 
     // The kernel's buffer is only valid until the reply; DropboxFilesystem.write copies it
     // before anything that waits.
@@ -148,8 +148,8 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
       }),
 
     unlink: (path: string, cb: Callback) =>
-      runOp(context, 'unlink', path, cb, async () => {
-        await fs.unlink(path);
+      runOp(context, 'unlink', path, cb, async (signal) => {
+        await fs.unlink(path, signal);
         return [0];
       }),
 
@@ -166,12 +166,20 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
       }),
 
     rename: (from: string, to: string, cb: Callback) =>
-      runOp(context, 'rename', from, cb, async () => {
-        await fs.rename(from, to);
+      runOp(context, 'rename', from, cb, async (signal) => {
+        await fs.rename(from, to, signal);
         return [0];
       }),
   });
   return ops;
+}
+
+// A handle that arrives after the deadline replied EIO belongs to nobody: the kernel never got
+// its number, so it would never be released. Releasing it here closes it as if it had been used.
+async function keepIfAnswered(fs: DropboxFilesystem, signal: AbortSignal, opening: Promise<number>): Promise<number> {
+  const fh = await opening;
+  if (signal.aborted) await fs.release(fh);
+  return fh;
 }
 
 function rejectWith(context: OpContext, name: string, errno: number): Op {

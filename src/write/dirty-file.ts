@@ -266,6 +266,17 @@ export class DirtyFile {
     await this.#busy.catch(() => undefined);
   }
 
+  /**
+   * Moves the content to the cache's `unfinished` folder, for content Dropbox will never take
+   * (a name it refuses), and returns where it is kept. The DirtyFile must not be used afterwards.
+   */
+  async setAside(): Promise<string | undefined> {
+    this.#stopStreaming();
+    await this.#busy.catch(() => undefined);
+    const record: SpoolRecord = { dropboxPath: this.dropboxPath, baseRev: this.baseRev, mtimeMs: this.mtimeMs, state: 'closed' };
+    return this.#spool?.setAside(record);
+  }
+
   /** Deletes the spool file; the DirtyFile must not be used afterwards. */
   async discard(): Promise<void> {
     this.#stopStreaming();

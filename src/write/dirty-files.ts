@@ -13,7 +13,7 @@ import type { MetadataCache } from '../cache/metadata-cache.js';
 import { keyOf, splitPath, toDropboxPath } from '../cache/paths.js';
 import type { DropboxClient } from '../dropbox/client.js';
 import { ApiError } from '../dropbox/errors.js';
-import type { FileMetadata } from '../dropbox/types.js';
+import type { FileMetadata, Metadata } from '../dropbox/types.js';
 import { Errno, FsError, describeError } from '../fs/errno.js';
 import type { Logger } from '../log/logger.js';
 import { DirtyFile, type BaseContent, type DirtyFileOptions } from './dirty-file.js';
@@ -129,6 +129,8 @@ export class DirtyFiles {
         'a write or truncate failed, so the file was not uploaded; Dropbox keeps its previous content',
       );
       this.#drop(file);
+    } else if (file.dirty && isRefusedForGood(file.lastError)) {
+      void this.#setAside(file);
     } else if (file.dirty) {
       this.#scheduleRetry(file, file.lastError === undefined ? commitDelayMs : undefined);
     } else {
@@ -221,20 +223,31 @@ export class DirtyFiles {
     this.#stopped = true;
     for (const timer of this.#retryTimers.values()) clearTimeout(timer);
     this.#retryTimers.clear();
-    const waiting = [...this.#files.values(), ...this.#unlisted].filter((file) => file.dirty && file.openCount === 0);
-    if (waiting.length > 0) {
-      const commits = Promise.allSettled(waiting.map((file) => this.commit(file)));
-      await Promise.race([commits, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+    const all = [...this.#files.values(), ...this.#unlisted];
+    const waiting = all.filter((file) => file.dirty && file.openCount === 0);
+    // Commits that a close started are waited for too, within the same grace period.
+    const commits = Promise.allSettled([...waiting.map((file) => this.commit(file)), ...all.map((file) => file.settled())]);
+    await Promise.race([commits, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+    const closed = all.filter((file) => file.dirty && file.openCount === 0).length;
+    const open = all.filter((file) => file.dirty && file.openCount > 0).length;
+    if (closed > 0) this.#options.log.warn({ files: closed }, 'uploads still pending at shutdown; the next start resumes them');
+    if (open > 0) {
+      this.#options.log.warn({ files: open }, 'files still open for writing at shutdown are not uploaded; the next start keeps them under unfinished/');
     }
-    const left = this.pendingCount;
-    if (left > 0) this.#options.log.warn({ files: left }, 'uploads still pending at shutdown; the next start resumes them');
     await this.#options.mtimes.flush();
   }
 
   async #saveConflictedCopy(file: DirtyFile): Promise<void> {
-    const copyPath = conflictedCopyPath(file.dropboxPath, new Date());
+    const originalDropboxPath = file.dropboxPath;
+    const copyPath = conflictedCopyPath(originalDropboxPath, new Date());
     const metadata = await file.commitCopy(copyPath);
     this.#options.cache.applyChanges([{ ...metadata, '.tag': 'file' }]);
+    // The cache still has the rev this file was opened at; the other edit replaces it now,
+    // so reads of the path show what Dropbox has without waiting for the change watcher.
+    const current = await this.#options.client
+      .rpc<Metadata>('files/get_metadata', { path: originalDropboxPath })
+      .catch(() => undefined);
+    if (current !== undefined) this.#options.cache.applyChanges([current]);
     // The path now shows the other edit from the cache. The file, with its open handles, is
     // the copy from here on, so a later close updates the copy instead of making another.
     const originalPath = file.path;
@@ -286,10 +299,30 @@ export class DirtyFiles {
         if (file.openCount === 0) this.#drop(file);
         return;
       }
+      if (isRefusedForGood(err)) {
+        if (file.openCount === 0) await this.#setAside(file);
+        return;
+      }
       const next = Math.min(RETRY_MAX_MS, 2 * (this.#retryDelays.get(file) ?? RETRY_FIRST_MS));
       this.#retryDelays.set(file, next);
       this.#scheduleRetry(file);
     }
+  }
+
+  // Content whose path Dropbox refuses would be retried for ever and hold spool space, so it
+  // goes to the `unfinished` folder instead, where nothing is lost.
+  async #setAside(file: DirtyFile): Promise<void> {
+    this.#cancelRetry(file);
+    this.#retryDelays.delete(file);
+    this.#unlisted.delete(file);
+    const key = keyOf(file.path);
+    if (this.#files.get(key) === file) this.#files.delete(key);
+    file.unlinked = true;
+    const kept = await file.setAside();
+    this.#options.log.warn(
+      { path: file.dropboxPath, kept, err: describeError(file.lastError) },
+      'Dropbox refuses this path, so the file will not be uploaded; its bytes are kept',
+    );
   }
 
   #cancelRetry(file: DirtyFile): void {
@@ -317,6 +350,11 @@ export class DirtyFiles {
   #dropboxPath(path: string): string {
     return toDropboxPath(this.#options.cache.rootPath, path);
   }
+}
+
+// Dropbox errors that another attempt cannot change: the path itself is refused.
+function isRefusedForGood(err: unknown): boolean {
+  return err instanceof ApiError && (err.has('malformed_path') || err.has('disallowed_name'));
 }
 
 function isConflict(err: unknown): boolean {

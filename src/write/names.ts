@@ -1,7 +1,8 @@
 /**
  * Names Dropbox refuses, checked where a name is made (create, mkdir, rename) so that the
  * program gets the error at once and not at close. Sources: Dropbox's `disallowed_name`
- * WriteError for names its clients ignore, and the 255-character limit per path component.
+ * WriteError for names its clients ignore, the 255-character limit per path component, and
+ * names with a trailing space or a control character, which rclone's tests found Dropbox refuses.
  */
 import { splitPath } from '../cache/paths.js';
 import { Errno, FsError } from '../fs/errno.js';
@@ -21,5 +22,12 @@ export function checkName(path: string): void {
   }
   if (name.includes('\\')) {
     throw new FsError(Errno.EINVAL, `${path}: Dropbox does not allow a backslash in a name`);
+  }
+  if (name.endsWith(' ')) {
+    throw new FsError(Errno.EINVAL, `${path}: Dropbox does not store names that end with a space`);
+  }
+  // eslint-disable-next-line no-control-regex -- control characters are what is checked
+  if (/[\u0000-\u001f\u007f]/.test(name)) {
+    throw new FsError(Errno.EINVAL, `${path}: Dropbox does not store names with control characters`);
   }
 }

@@ -25,6 +25,13 @@ export interface NamespaceOptions {
 // The name libfuse gives a file unlinked while open (`.fuse_hidden` and 16 hex digits).
 const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]+$/;
 
+export interface RenameOptions {
+  /** Aborted when the op's deadline has replied; the rename is then not made. */
+  signal?: AbortSignal;
+  /** True when a handle is open on the source, which is when libfuse hides a file. */
+  sourceOpen?: boolean;
+}
+
 export class Namespace {
   readonly #options: NamespaceOptions;
 
@@ -55,24 +62,26 @@ export class Namespace {
   }
 
   /** @throws FsError ENOENT, EISDIR for a folder; ApiError mapped by errno.ts. */
-  async unlink(path: string): Promise<void> {
+  async unlink(path: string, signal?: AbortSignal): Promise<void> {
     const { files } = this.#options;
     const stopped = await files.quiesce(path);
     try {
-      await this.#unlink(path);
+      throwIfTimedOut(signal, 'unlink', path);
+      await this.#unlink(path, signal);
     } catch (err) {
       files.resume(stopped);
       throw err;
     }
   }
 
-  async #unlink(path: string): Promise<void> {
+  async #unlink(path: string, signal?: AbortSignal): Promise<void> {
     const { files } = this.#options;
     const dirty = files.get(path);
     const node = await this.#find(path);
     if (node?.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
     if (node === undefined && dirty === undefined) throw new FsError(Errno.ENOENT, `${path} does not exist`);
     // A file created here and not committed yet exists only in the spool.
+    throwIfTimedOut(signal, 'unlink', path);
     if (node !== undefined && !(dirty !== undefined && dirty.baseRev === undefined)) {
       await this.#delete(path, node);
     }
@@ -84,20 +93,23 @@ export class Namespace {
    * a folder, as rename(2) does.
    * @throws FsError ENOENT, EISDIR, ENOTDIR, ENOTEMPTY, EINVAL (a folder into itself).
    */
-  async rename(from: string, to: string): Promise<void> {
+  async rename(from: string, to: string, options: RenameOptions = {}): Promise<void> {
     if (from === to) return;
-    if (HIDDEN_NAME.test(splitPath(to).name)) return this.#hide(from, to);
     const { files } = this.#options;
     // Uploads under the old name finish first, and nothing new starts until the move is done.
     const stopped = await files.quiesce(from);
     try {
-      await this.#move(from, to);
+      throwIfTimedOut(options.signal, 'rename', from);
+      // Only libfuse renames an open file to a hidden name; a user's rename to such a name is
+      // an ordinary rename.
+      if (options.sourceOpen === true && HIDDEN_NAME.test(splitPath(to).name)) await this.#hide(from, to);
+      else await this.#move(from, to, options.signal);
     } finally {
       files.resume(stopped);
     }
   }
 
-  async #move(from: string, to: string): Promise<void> {
+  async #move(from: string, to: string, signal?: AbortSignal): Promise<void> {
     const { files, cache, client } = this.#options;
     const sourceDirty = files.get(from);
     const source = await this.#find(from);
@@ -117,6 +129,7 @@ export class Namespace {
       throw new FsError(Errno.ENOTDIR, `${to} is not a folder`);
     }
 
+    throwIfTimedOut(signal, 'rename', from);
     const onDropbox = source !== undefined && !(sourceDirty !== undefined && sourceDirty.baseRev === undefined);
     if (onDropbox) {
       if (target !== undefined) await this.#delete(to, target);
@@ -142,10 +155,10 @@ export class Namespace {
   // name at its last close. For Dropbox this is the unlink: the file goes now, and the open
   // handles keep its spool under the hidden name, so that nothing uploads it.
   async #hide(from: string, to: string): Promise<void> {
-    await this.#options.files.quiesce(from);
     const node = await this.#find(from);
     const dirty = this.#options.files.get(from);
     if (node === undefined && dirty === undefined) throw new FsError(Errno.ENOENT, `${from} does not exist`);
+    if (node?.kind === 'dir') return this.#move(from, to);
     if (node !== undefined && !(dirty !== undefined && dirty.baseRev === undefined)) await this.#delete(from, node);
     await this.#options.files.hide(from, to);
   }
@@ -186,6 +199,11 @@ export class Namespace {
   #dropboxPath(path: string): string {
     return toDropboxPath(this.#options.cache.rootPath, path);
   }
+}
+
+// A name change that waited past its op deadline was reported failed, so it must not be made.
+function throwIfTimedOut(signal: AbortSignal | undefined, op: string, path: string): void {
+  if (signal?.aborted) throw new FsError(Errno.EIO, `${path}: the ${op} timed out and was not made`);
 }
 
 function deletedEntry(dropboxPath: string): Metadata {

@@ -136,14 +136,21 @@ export class SpoolStore {
   }
 
   async #setAside(base: string, record: SpoolRecord): Promise<void> {
+    const kept = await this.moveToUnfinished(base, record);
+    this.#log.warn(
+      { path: record.dropboxPath, kept },
+      'a file was still being written when the daemon stopped; its bytes were not uploaded and are kept',
+    );
+  }
+
+  /** Moves a spool file and a record of it to the `unfinished` folder; returns the data's path. */
+  async moveToUnfinished(base: string, record: SpoolRecord): Promise<string> {
     await mkdir(this.#lostFolder, { recursive: true, mode: 0o700 });
     const target = join(this.#lostFolder, `${Date.now()}-${base.slice(base.lastIndexOf('/') + 1)}`);
     await rename(`${base}.data`, `${target}.data`);
-    await rename(`${base}.json`, `${target}.json`);
-    this.#log.warn(
-      { path: record.dropboxPath, kept: `${target}.data` },
-      'a file was still being written when the daemon stopped; its bytes were not uploaded and are kept',
-    );
+    await writeFile(`${target}.json`, JSON.stringify(record), { mode: 0o600 });
+    await rm(`${base}.json`, { force: true });
+    return `${target}.data`;
   }
 }
 
@@ -294,6 +301,21 @@ export class SpoolFile {
     const result = this.#records.then(work, work);
     this.#records = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Closes the spool file and moves it, with `record`, to the `unfinished` folder, for content
+   * that Dropbox will never take. Returns the path it is kept at.
+   */
+  async setAside(record: SpoolRecord): Promise<string> {
+    this.#removed = true;
+    this.#store.unreserve(this.#size);
+    await this.#handle.close().catch(() => undefined);
+    let kept = '';
+    await this.#inOrder(async () => {
+      kept = await this.#store.moveToUnfinished(this.#base, record);
+    });
+    return kept;
   }
 
   /** Closes and deletes the spool file and its record. */
