@@ -198,7 +198,7 @@ export class DropboxFilesystem {
     if (writes.files.get(path) !== undefined || (await this.#exists(path))) {
       throw new FsError(Errno.EEXIST, `${path} already exists`);
     }
-    // The program was told the create failed, so the file must not appear after all.
+    // The program got EIO for this create, so the file must not appear after all.
     if (signal?.aborted) throw new FsError(Errno.EIO, `${path}: the create timed out`);
     const dirty = writes.files.attach(path, undefined);
     dirty.markCreated();

@@ -174,8 +174,8 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
   return ops;
 }
 
-// A handle that arrives after the deadline replied EIO belongs to nobody: the kernel never got
-// its number, so it would never be released. Releasing it here closes it as if it had been used.
+// The kernel never receives a handle that arrives after the deadline replied EIO, so it would
+// never be released. Releasing it here closes it as if it had been used.
 async function keepIfAnswered(fs: DropboxFilesystem, signal: AbortSignal, opening: Promise<number>): Promise<number> {
   const fh = await opening;
   if (signal.aborted) await fs.release(fh);

@@ -5,7 +5,7 @@
  * retry with a growing delay. A restarted daemon finds them in the spool and goes on.
  *
  * Conflict policy (docs/SEMANTICS.md): a commit replaces only the rev the file was opened at.
- * When Dropbox holds another rev (an edit made elsewhere meanwhile), the local content is
+ * When Dropbox has another rev (an edit made elsewhere meanwhile), the local content is
  * saved beside it as a conflicted copy, the remote edit stays at the path, and the close or
  * fsync that committed reports EEXIST.
  */
@@ -242,8 +242,8 @@ export class DirtyFiles {
     const copyPath = conflictedCopyPath(originalDropboxPath, new Date());
     const metadata = await file.commitCopy(copyPath);
     this.#options.cache.applyChanges([{ ...metadata, '.tag': 'file' }]);
-    // The cache still has the rev this file was opened at; the other edit replaces it now,
-    // so reads of the path show what Dropbox has without waiting for the change watcher.
+    // The cache still has the rev this file was opened at. The other edit replaces it now, so
+    // reads of the path show what Dropbox has without waiting for the change watcher.
     const current = await this.#options.client
       .rpc<Metadata>('files/get_metadata', { path: originalDropboxPath })
       .catch(() => undefined);
