@@ -121,6 +121,11 @@ export class DropboxFilesystem {
     return this.#options.writes?.files.pendingCount ?? 0;
   }
 
+  /** Bytes held in the write spool, and its limit. */
+  get spoolUsage(): { usedBytes: number; limitBytes: number } {
+    return this.#options.writes?.files.spoolUsage ?? { usedBytes: 0, limitBytes: 0 };
+  }
+
   /** True when the mount takes changes; false makes every change EROFS. */
   get writable(): boolean {
     return this.#options.writes !== undefined;

@@ -32,6 +32,7 @@ export function collectStatus(sources: StatusSources): StatusSnapshot {
     openHandles: fs.openHandles,
     memory: { usedBytes: fs.budget.usedBytes, peakBytes: fs.budget.peakBytes, limitBytes: fs.budget.limitBytes },
     uploadsPending: fs.pendingUploads,
+    spool: fs.spoolUsage,
     lastError: sources.lastError?.last ?? null,
   };
 }

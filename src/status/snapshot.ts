@@ -15,8 +15,10 @@ export interface StatusSnapshot {
   bytesRead: number;
   openHandles: number;
   memory: { usedBytes: number; peakBytes: number; limitBytes: number };
-  /** Always 0, because the mount is read-only. */
+  /** Files whose content is not on Dropbox yet. */
   uploadsPending: number;
+  /** Bytes in the write spool and its limit; both 0 on a read-only mount. */
+  spool: { usedBytes: number; limitBytes: number };
   lastError: LastError | null;
 }
 
@@ -40,6 +42,7 @@ export function formatStatus(status: StatusSnapshot): string {
         `${formatBytes(status.memory.limitBytes)} limit`,
     ],
     ['uploads pending', String(status.uploadsPending)],
+    ['write spool', `${formatBytes(status.spool.usedBytes)} used, ${formatBytes(status.spool.limitBytes)} limit`],
     ['last error', status.lastError ? `${status.lastError.time} ${status.lastError.level}: ${status.lastError.message}` : 'none'],
   ];
   const width = Math.max(...lines.map(([name]) => name.length)) + 2;

@@ -65,6 +65,11 @@ export class DirtyFiles {
     return count;
   }
 
+  /** Bytes held in the spool, and its limit, for `status`. */
+  get spoolUsage(): { usedBytes: number; limitBytes: number } {
+    return { usedBytes: this.#options.store.usedBytes, limitBytes: this.#options.store.limitBytes };
+  }
+
   get(path: string): DirtyFile | undefined {
     return this.#files.get(keyOf(path));
   }

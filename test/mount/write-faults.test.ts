@@ -357,7 +357,9 @@ describe.skipIf(!fuse.ok)('write path faults and recovery', () => {
     expect(loggedMessages(daemon)).toContain('upload failed; the spool file is kept');
     const status = await run('node', [CLI_PATH, 'status', '--json', daemon.mountpoint]);
     expect(status.code, status.stderr).toBe(0);
-    expect((JSON.parse(status.stdout) as { uploadsPending: number }).uploadsPending).toBe(1);
+    const pending = JSON.parse(status.stdout) as { uploadsPending: number; spool: { usedBytes: number } };
+    expect(pending.uploadsPending).toBe(1);
+    expect(pending.spool.usedBytes).toBe((await stat(source.file)).size);
     // Until the commit succeeds, the mount serves the bytes from the spool.
     const readBack = await run('cat', [path.join(daemon.mountpoint, 'faults', 'exhausted.bin')]);
     expect(readBack.code).toBe(0);
@@ -369,7 +371,9 @@ describe.skipIf(!fuse.ok)('write path faults and recovery', () => {
     expect(await pollUntil(async () => (await spoolEntries(cacheDir)).length === 0, 5_000)).toBe(true);
     expect(loggedMessages(daemon)).toContain('pending upload committed');
     const after = await run('node', [CLI_PATH, 'status', '--json', daemon.mountpoint]);
-    expect((JSON.parse(after.stdout) as { uploadsPending: number }).uploadsPending).toBe(0);
+    const settled = JSON.parse(after.stdout) as { uploadsPending: number; spool: { usedBytes: number } };
+    expect(settled.uploadsPending).toBe(0);
+    expect(settled.spool.usedBytes).toBe(0);
   });
 
   it('full quota gives ENOSPC', async () => {

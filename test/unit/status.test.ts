@@ -21,6 +21,7 @@ const SNAPSHOT: StatusSnapshot = {
   openHandles: 1,
   memory: { usedBytes: 512, peakBytes: 2048, limitBytes: 128 * 1024 * 1024 },
   uploadsPending: 0,
+  spool: { usedBytes: 0, limitBytes: 0 },
   lastError: null,
 };
 
