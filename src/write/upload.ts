@@ -147,8 +147,22 @@ export async function uploadFile(
     return metadata;
   }
   const active = session ?? new UploadSession(options);
-  while (size - active.offset > SESSION_CHUNK_BYTES) {
-    await active.append(await source.read(active.offset, SESSION_CHUNK_BYTES));
+  // Each chunk is read and hashed while the one before it is sent: two chunks in memory at most.
+  const prepare = (start: number) => {
+    if (size - start <= SESSION_CHUNK_BYTES) return undefined;
+    const prepared = source.read(start, SESSION_CHUNK_BYTES).then(async (chunk) => ({
+      chunk,
+      digests: await blockDigestsOffThread(chunk),
+    }));
+    // Marks a failure as handled while a send runs; the loop still awaits it and throws.
+    prepared.catch(() => undefined);
+    return prepared;
+  };
+  let next = prepare(active.offset);
+  while (next !== undefined) {
+    const { chunk, digests } = await next;
+    next = prepare(active.offset + chunk.length);
+    await active.append(chunk, digests);
   }
   return active.finish(await source.read(active.offset, size - active.offset), target);
 }
