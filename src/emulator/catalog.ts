@@ -168,7 +168,11 @@ export class Catalog {
     const moved: string[] = [];
     for (const [pathLower, record] of removed) {
       const suffixLower = pathLower.slice(fromLower.length);
-      const suffixDisplay = record.pathDisplay.slice(record.pathDisplay.length - suffixLower.length);
+      // The suffix is taken by path components, not characters: a name stored in NFD is longer
+      // than its NFC key, so a character count would cut into the moved folder's own name.
+      const depth = suffixLower === '' ? 0 : suffixLower.split('/').length - 1;
+      const components = record.pathDisplay.split('/');
+      const suffixDisplay = depth === 0 ? '' : `/${components.slice(components.length - depth).join('/')}`;
       const newLower = toLower + suffixLower;
       this.set(newLower, { ...record, pathDisplay: toDisplay + suffixDisplay });
       moved.push(newLower);

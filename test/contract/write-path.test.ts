@@ -2,17 +2,19 @@
 // FUSE, against the emulator over loopback: what each pattern sends, the bytes that arrive, the
 // conflict policy, and uploads resumed from the spool after a failure.
 
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { fetchAccessToken, sendRequest } from '../../src/emulator/testing.js';
 import { DropboxClient } from '../../src/dropbox/client.js';
 import { parseConfig } from '../../src/config/config.js';
 import { MetadataCache } from '../../src/cache/metadata-cache.js';
 import { DropboxFilesystem } from '../../src/fs/filesystem.js';
 import { Errno, FsError } from '../../src/fs/errno.js';
 import { silentLogger } from '../../src/log/logger.js';
+import type { ListFolderResult } from '../../src/dropbox/types.js';
 import { SpoolStore, unlockFolder } from '../../src/write/spool-store.js';
 import { MtimeOverlay } from '../../src/write/mtime-overlay.js';
 import { DirtyFiles } from '../../src/write/dirty-files.js';
@@ -283,6 +285,40 @@ describe('write path against the emulator', () => {
     const { fs } = await mount();
     await expect(fs.create('/desktop.ini')).rejects.toMatchObject({ errno: Errno.EINVAL });
     await expect(fs.create(`/${'x'.repeat(256)}`)).rejects.toMatchObject({ errno: Errno.ENAMETOOLONG });
+  });
+});
+
+describe('emulator move of a folder with decomposed names', () => {
+  it('keeps each name whole', async () => {
+    const decomposed = 'cafe\u0301.md';
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'dropbox-mount-nfd-'));
+    // The file exists before the emulator starts, as in a data folder it scans at start.
+    await mkdir(path.join(folder, 'nfd-a'));
+    await writeFile(path.join(folder, 'nfd-a', decomposed), 'accent');
+    const emulator = await startEmulator({ dataDir: folder });
+    try {
+      const token = await fetchAccessToken(emulator);
+      const call = async (route: string, arg: unknown) => {
+        const reply = await sendRequest(`${emulator.url}/2/${route}`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify(arg),
+        });
+        expect(reply.status, reply.text).toBe(200);
+        return reply.json() as ListFolderResult;
+      };
+      const { cursor } = await call('files/list_folder/get_latest_cursor', { path: '', recursive: true });
+      // A listing first, as the mount makes one before a rename.
+      await call('files/list_folder', { path: '/nfd-a' });
+      await call('files/move_v2', { from_path: '/nfd-a', to_path: '/nfd-b' });
+      const changes = await call('files/list_folder/continue', { cursor });
+      const file = changes.entries.find((entry) => entry['.tag'] === 'file');
+      expect(file?.name.normalize('NFC')).toBe(decomposed.normalize('NFC'));
+      expect(file?.path_display?.normalize('NFC')).toBe(`/nfd-b/${decomposed}`.normalize('NFC'));
+    } finally {
+      await emulator.close();
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });
 
