@@ -3,6 +3,7 @@
  * calls into these, and tests can drive them directly. Every method throws FsError or a client
  * error; errno.ts maps both for the kernel.
  */
+import type { Deadline } from './deadline.js';
 import type { DropboxClient } from '../dropbox/client.js';
 import type { MetadataCache, Node } from '../cache/metadata-cache.js';
 import { keyOf, splitPath, toDropboxPath } from '../cache/paths.js';
@@ -166,7 +167,7 @@ export class DropboxFilesystem {
    * @throws FsError EROFS for write access to a read-only mount, EISDIR for a folder, EACCES for
    *   write access to an export.
    */
-  async open(path: string, flags: number, signal?: AbortSignal): Promise<number> {
+  async open(path: string, flags: number, signal?: Deadline): Promise<number> {
     const writes = this.#options.writes;
     const wantsWrite = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
     if (wantsWrite && writes === undefined) throw new FsError(Errno.EROFS, `${path}: the mount is read-only`);
@@ -195,7 +196,7 @@ export class DropboxFilesystem {
    * Creates a new file and opens it for writing. It exists only here until its first commit.
    * @throws FsError EROFS, EEXIST, EINVAL or ENAMETOOLONG for a name Dropbox refuses.
    */
-  async create(path: string, signal?: AbortSignal): Promise<number> {
+  async create(path: string, signal?: Deadline): Promise<number> {
     const writes = this.#requireWritable(path);
     checkName(path);
     const parent = await this.#options.cache.lookup(splitPath(path).parent);
@@ -226,7 +227,7 @@ export class DropboxFilesystem {
    * @throws FsError EBADF on a read-only handle, ENOSPC when the spool is full, EIO when the
    *   write was dropped.
    */
-  async write(fh: number, data: Buffer, position: number, signal?: AbortSignal): Promise<number> {
+  async write(fh: number, data: Buffer, position: number, signal?: Deadline): Promise<number> {
     const handle = this.#handle(fh);
     if (!handle.writable || handle.dirty === undefined) {
       throw new FsError(Errno.EBADF, `${handle.path}: handle is not open for writing`);
@@ -239,7 +240,7 @@ export class DropboxFilesystem {
   }
 
   /** Sets the size of an open file. */
-  async ftruncate(fh: number, size: number, signal?: AbortSignal): Promise<void> {
+  async ftruncate(fh: number, size: number, signal?: Deadline): Promise<void> {
     const handle = this.#handle(fh);
     if (!handle.writable || handle.dirty === undefined) {
       throw new FsError(Errno.EBADF, `${handle.path}: handle is not open for writing`);
@@ -253,7 +254,7 @@ export class DropboxFilesystem {
    * background, because the kernel truncates this way just before an open with O_TRUNC, and
    * committing the empty file at once would replace the remote file with nothing.
    */
-  async truncate(path: string, size: number, signal?: AbortSignal): Promise<void> {
+  async truncate(path: string, size: number, signal?: Deadline): Promise<void> {
     const writes = this.#requireWritable(path);
     const existing = writes.files.get(path);
     const node = existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupFile(path, existing);
@@ -332,11 +333,11 @@ export class DropboxFilesystem {
     await this.#requireWritable(path).namespace.rmdir(path);
   }
 
-  async unlink(path: string, signal?: AbortSignal): Promise<void> {
+  async unlink(path: string, signal?: Deadline): Promise<void> {
     await this.#requireWritable(path).namespace.unlink(path, signal);
   }
 
-  async rename(from: string, to: string, signal?: AbortSignal): Promise<void> {
+  async rename(from: string, to: string, signal?: Deadline): Promise<void> {
     checkName(to);
     await this.#requireWritable(from).namespace.rename(from, to, { signal, sourceOpen: this.#isOpen(from) });
   }

@@ -5,6 +5,7 @@
  * turns throws and rejections into a negative errno and replies EIO when the op outlives its
  * deadline.
  */
+import type { Deadline } from '../fs/deadline.js';
 import type { Logger } from '../log/logger.js';
 import { Errno, toErrno } from '../fs/errno.js';
 
@@ -32,14 +33,14 @@ export function runOp(
   op: string,
   path: string,
   callback: (...args: unknown[]) => void,
-  handler: (signal: AbortSignal) => Promise<Outcome>,
+  handler: (signal: Deadline) => Promise<Outcome>,
 ): void {
   const { log, deadlineMs } = context;
   const started = performance.now();
   let answered = false;
   // Aborted when the deadline replies, so that a change still waiting to be made is dropped
-  // instead of made after the program was told it failed.
-  const deadline = new AbortController();
+  // instead of made after the program got EIO for it.
+  const deadline = { aborted: false };
 
   const answer = (outcome: Outcome) => {
     if (answered) return;
@@ -65,12 +66,12 @@ export function runOp(
   const timer = setTimeout(() => {
     log.warn({ op, path, deadlineMs }, 'op timed out, returning EIO');
     answer([-Errno.EIO]);
-    deadline.abort();
+    deadline.aborted = true;
   }, deadlineMs);
 
   let pending: Promise<Outcome>;
   try {
-    pending = handler(deadline.signal);
+    pending = handler(deadline);
   } catch (err) {
     pending = Promise.reject(err);
   }

@@ -2,6 +2,7 @@
  * The fuse-native op table: one small wrapper per op that passes the call to DropboxFilesystem
  * and replies through runOp. On a read-only mount every op that changes something returns EROFS.
  */
+import type { Deadline } from '../fs/deadline.js';
 import { releaseReplyBuffer } from '../read/reply-buffers.js';
 import type { DropboxFilesystem } from '../fs/filesystem.js';
 import { Errno, FsError } from '../fs/errno.js';
@@ -176,7 +177,7 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
 
 // The kernel never receives a handle that arrives after the deadline replied EIO, so it would
 // never be released. Releasing it here closes it as if it had been used.
-async function keepIfAnswered(fs: DropboxFilesystem, signal: AbortSignal, opening: Promise<number>): Promise<number> {
+async function keepIfAnswered(fs: DropboxFilesystem, signal: Deadline, opening: Promise<number>): Promise<number> {
   const fh = await opening;
   if (signal.aborted) await fs.release(fh);
   return fh;

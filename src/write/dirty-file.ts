@@ -8,6 +8,7 @@
  * the spool, so a commit contains the content as it was at one moment. `generation` counts
  * changes; the file is dirty while it differs from `committedGeneration`.
  */
+import type { Deadline } from '../fs/deadline.js';
 import type { Logger } from '../log/logger.js';
 import type { FileMetadata } from '../dropbox/types.js';
 import type { DropboxClient } from '../dropbox/client.js';
@@ -139,7 +140,7 @@ export class DirtyFile {
    * and throws EIO when `signal` has aborted by then: the op has already replied EIO, so the
    * program believes the write failed.
    */
-  async write(data: Buffer, position: number, signal?: AbortSignal): Promise<void> {
+  async write(data: Buffer, position: number, signal?: Deadline): Promise<void> {
     await this.#change(signal, async () => {
       const spool = await this.#ensureSpool();
       if (signal?.aborted) throw new FsError(Errno.EIO, `${this.path}: the write timed out and was not made`);
@@ -158,7 +159,7 @@ export class DirtyFile {
 
   // Runs a change of content in turn. A change that fails, or comes too late, leaves the spool
   // with content the program did not mean to write, so the file is never committed after it.
-  #change(signal: AbortSignal | undefined, work: () => Promise<void>): Promise<void> {
+  #change(signal: Deadline | undefined, work: () => Promise<void>): Promise<void> {
     return this.#exclusive(async () => {
       if (signal?.aborted) throw new FsError(Errno.EIO, `${this.path}: the change timed out and was not made`);
       try {
@@ -170,7 +171,7 @@ export class DirtyFile {
     });
   }
 
-  async truncate(size: number, signal?: AbortSignal): Promise<void> {
+  async truncate(size: number, signal?: Deadline): Promise<void> {
     await this.#change(signal, async () => {
       // Cutting to zero needs none of the old bytes, so it skips their download.
       if (size === 0 && this.#spool === undefined) this.#base = undefined;

@@ -71,6 +71,8 @@ export class DirtyFiles {
   }
 
   get(path: string): DirtyFile | undefined {
+    // Every getattr asks, so the common case of nothing being written skips the key.
+    if (this.#files.size === 0) return undefined;
     return this.#files.get(keyOf(path));
   }
 

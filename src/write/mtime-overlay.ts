@@ -47,7 +47,7 @@ export class MtimeOverlay {
   }
 
   get(id: string, contentHash: string | undefined): number | undefined {
-    if (contentHash === undefined || id === '') return undefined;
+    if (contentHash === undefined || id === '' || this.#entries.size === 0) return undefined;
     return this.#entries.get(`${id}:${contentHash}`);
   }
 

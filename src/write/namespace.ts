@@ -7,6 +7,7 @@
  * rev that was looked up) and then moves the source. Between the two calls the target name is
  * absent; if the move fails the old target is in Dropbox's deleted files (docs/SEMANTICS.md).
  */
+import type { Deadline } from '../fs/deadline.js';
 import type { MetadataCache, Node } from '../cache/metadata-cache.js';
 import { splitPath, keyOf, toDropboxPath } from '../cache/paths.js';
 import type { DropboxClient } from '../dropbox/client.js';
@@ -27,7 +28,7 @@ const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]+$/;
 
 export interface RenameOptions {
   /** Aborted when the op's deadline has replied; the rename is then not made. */
-  signal?: AbortSignal;
+  signal?: Deadline;
   /** True when a handle is open on the source, which is when libfuse hides a file. */
   sourceOpen?: boolean;
 }
@@ -62,7 +63,7 @@ export class Namespace {
   }
 
   /** @throws FsError ENOENT, EISDIR for a folder; ApiError mapped by errno.ts. */
-  async unlink(path: string, signal?: AbortSignal): Promise<void> {
+  async unlink(path: string, signal?: Deadline): Promise<void> {
     const { files } = this.#options;
     const stopped = await files.quiesce(path);
     try {
@@ -74,7 +75,7 @@ export class Namespace {
     }
   }
 
-  async #unlink(path: string, signal?: AbortSignal): Promise<void> {
+  async #unlink(path: string, signal?: Deadline): Promise<void> {
     const { files } = this.#options;
     const dirty = files.get(path);
     const node = await this.#find(path);
@@ -109,7 +110,7 @@ export class Namespace {
     }
   }
 
-  async #move(from: string, to: string, signal?: AbortSignal): Promise<void> {
+  async #move(from: string, to: string, signal?: Deadline): Promise<void> {
     const { files, cache, client } = this.#options;
     const sourceDirty = files.get(from);
     const source = await this.#find(from);
@@ -202,7 +203,7 @@ export class Namespace {
 }
 
 // A name change that waited past its op deadline was reported failed, so it must not be made.
-function throwIfTimedOut(signal: AbortSignal | undefined, op: string, path: string): void {
+function throwIfTimedOut(signal: Deadline | undefined, op: string, path: string): void {
   if (signal?.aborted) throw new FsError(Errno.EIO, `${path}: the ${op} timed out and was not made`);
 }
 
