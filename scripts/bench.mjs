@@ -21,6 +21,7 @@ import {
   startDaemon,
   startEmulator,
   startNullFs,
+  accessToken,
 } from './bench/processes.mjs';
 import { runMetadataBenchmark } from './bench/metadata.mjs';
 import { runWriteBenchmark } from './bench/write.mjs';
@@ -46,18 +47,6 @@ async function makeData(dataDir) {
       Array.from({ length: 100 }, (_, i) => writeFile(join(dir, `f${i}.txt`), `${folder}/${i}\n`.repeat(400))),
     );
   }
-}
-
-async function accessToken(configFile) {
-  const config = JSON.parse(await readFile(configFile, 'utf8'));
-  const form = new URLSearchParams({
-    grant_type: 'refresh_token',
-    refresh_token: config.refreshToken,
-    client_id: config.appKey,
-    client_secret: config.appSecret,
-  });
-  const response = await fetch(`${config.apiUrl}/oauth2/token`, { method: 'POST', body: form });
-  return (await response.json()).access_token;
 }
 
 /** Downloads a file over plain HTTP with curl and returns bytes per second. */

@@ -137,3 +137,16 @@ export async function setShaping(url, shaping) {
   });
   if (!response.ok) throw new Error(`shaping rejected: ${response.status} ${await response.text()}`);
 }
+
+/** Exchanges the refresh token in the daemon config `configFile` for an access token. */
+export async function accessToken(configFile) {
+  const config = JSON.parse(await readFile(configFile, 'utf8'));
+  const form = new URLSearchParams({
+    grant_type: 'refresh_token',
+    refresh_token: config.refreshToken,
+    client_id: config.appKey,
+    client_secret: config.appSecret,
+  });
+  const response = await fetch(`${config.apiUrl}/oauth2/token`, { method: 'POST', body: form });
+  return (await response.json()).access_token;
+}

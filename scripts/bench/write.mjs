@@ -1,29 +1,18 @@
-// The write benchmark: a 1 GiB file written through the mount with dd (the time includes the
-// commit that close waits for) against a plain upload of the same bytes to the same emulator
-// by upload session, in 16 MiB chunks as the daemon sends them. Rounds alternate between the two
-// so that both see the same machine state; the table gives medians and their ratio.
-import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+// The write benchmark: a 1 GiB file written through the mount with dd, against a plain upload of
+// the same bytes to the same emulator by upload session. The dd time includes the commit that
+// close waits for, and the plain upload sends 16 MiB chunks, as the daemon does. Rounds
+// alternate between the two so that both see the same machine state. The table gives medians
+// and their ratio.
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { markdownTable, machineSummary, writeSection } from './report.mjs';
-import { cleanup, clearCalls, emulatorCalls, run, startDaemon, startEmulator } from './processes.mjs';
+import { accessToken, cleanup, clearCalls, emulatorCalls, run, startDaemon, startEmulator } from './processes.mjs';
 
 const MIB = 1024 * 1024;
 const FILE_BYTES = 1024 * MIB;
 const CHUNK_BYTES = 16 * MIB;
 const ROUNDS = 3;
-
-async function accessToken(configFile) {
-  const config = JSON.parse(await readFile(configFile, 'utf8'));
-  const form = new URLSearchParams({
-    grant_type: 'refresh_token',
-    refresh_token: config.refreshToken,
-    client_id: config.appKey,
-    client_secret: config.appSecret,
-  });
-  const response = await fetch(`${config.apiUrl}/oauth2/token`, { method: 'POST', body: form });
-  return (await response.json()).access_token;
-}
 
 async function uploadCall(url, token, route, arg, body) {
   const response = await fetch(`${url}/2/${route}`, {

@@ -126,7 +126,7 @@ export class ChangeWatcher {
         const poll = await this.#longpoll(cursor);
         if (poll.changes) {
           // A burst of changes (a copy into the mount, a sync elsewhere) wakes the longpoll at
-          // its first change; a short wait lets one continue fetch the rest of the burst.
+          // its first change. A short wait lets one continue call fetch the rest of the burst.
           await this.#sleep(this.#options.batchDelayMs ?? DEFAULT_BATCH_DELAY_MS);
           cursor = await this.#applyChanges(cursor);
         }

@@ -1,5 +1,5 @@
 /**
- * The default cache folder, which holds the write spool: one per account and root, so that two
+ * The default cache folder, which contains the write spool: one per account and root, so that two
  * mounts of different folders never share pending uploads, and a restart with the same config
  * finds its own.
  */

@@ -151,7 +151,7 @@ export function requestChunks(exchange: Exchange): AsyncIterable<Buffer> {
 /**
  * Yields the first `afterBytes` bytes of the body, then destroys the connection and throws
  * RequestCutError, as when a link fails mid-request. A shorter body is cut at its end, so
- * the request is never answered either way.
+ * the server sends no response either way.
  */
 async function* cutRequest(exchange: Exchange, chunks: AsyncIterable<Buffer>, afterBytes: number) {
   let received = 0;

@@ -309,7 +309,7 @@ export class DirtyFile {
     }
   }
 
-  // A change of content or mtime: the record says `open` until the next commit closes it.
+  // A change of content or mtime. The record's state is `open` until the next commit closes it.
   #changed(): void {
     this.generation++;
     if (this.#recordState !== 'open' && !this.unlinked) void this.#saveRecord('open');

@@ -71,7 +71,7 @@ export class DirtyFiles {
   }
 
   get(path: string): DirtyFile | undefined {
-    // Every getattr asks, so the common case of nothing being written skips the key.
+    // Every getattr calls this, so the common case of nothing being written skips the key.
     if (this.#files.size === 0) return undefined;
     return this.#files.get(keyOf(path));
   }
@@ -136,7 +136,7 @@ export class DirtyFiles {
         'a write or truncate failed, so the file was not uploaded; Dropbox keeps its previous content',
       );
       this.#drop(file);
-    } else if (file.dirty && isRefusedForGood(file.lastError)) {
+    } else if (file.dirty && isPathRejected(file.lastError)) {
       void this.#setAside(file);
     } else if (file.dirty) {
       this.#scheduleRetry(file, file.lastError === undefined ? commitDelayMs : undefined);
@@ -306,7 +306,7 @@ export class DirtyFiles {
         if (file.openCount === 0) this.#drop(file);
         return;
       }
-      if (isRefusedForGood(err)) {
+      if (isPathRejected(err)) {
         if (file.openCount === 0) await this.#setAside(file);
         return;
       }
@@ -316,8 +316,8 @@ export class DirtyFiles {
     }
   }
 
-  // Content whose path Dropbox refuses would be retried for ever and hold spool space, so it
-  // goes to the `unfinished` folder instead, where nothing is lost.
+  // Content whose path Dropbox rejects would be retried for ever and take spool space, so it is
+  // moved to the `unfinished` folder instead, which keeps its bytes and record.
   async #setAside(file: DirtyFile): Promise<void> {
     this.#cancelRetry(file);
     this.#retryDelays.delete(file);
@@ -325,9 +325,9 @@ export class DirtyFiles {
     const key = keyOf(file.path);
     if (this.#files.get(key) === file) this.#files.delete(key);
     file.unlinked = true;
-    const kept = await file.setAside();
+    const keptPath = await file.setAside();
     this.#options.log.warn(
-      { path: file.dropboxPath, kept, err: describeError(file.lastError) },
+      { path: file.dropboxPath, kept: keptPath, err: describeError(file.lastError) },
       'Dropbox refuses this path, so the file will not be uploaded; its bytes are kept',
     );
   }
@@ -359,8 +359,8 @@ export class DirtyFiles {
   }
 }
 
-// Dropbox errors that another attempt cannot change: the path itself is refused.
-function isRefusedForGood(err: unknown): boolean {
+// Dropbox errors that another attempt cannot change, because the path itself is rejected.
+function isPathRejected(err: unknown): boolean {
   return err instanceof ApiError && (err.has('malformed_path') || err.has('disallowed_name'));
 }
 

@@ -9,6 +9,8 @@ import { Errno, FsError } from '../fs/errno.js';
 
 // Lower-cased: Dropbox compares names ignoring case.
 const DISALLOWED_NAMES = new Set(['desktop.ini', 'thumbs.db', '.ds_store', 'icon\r', '.dropbox', '.dropbox.attr']);
+// NOTE: whether Dropbox counts these 255 in code points or in UTF-16 units is not verified;
+// this counts code points.
 const MAX_NAME_CHARS = 255;
 
 /** @throws FsError EINVAL for a name Dropbox refuses, ENAMETOOLONG for one over 255 characters. */

@@ -136,9 +136,9 @@ export class SpoolStore {
   }
 
   async #setAside(base: string, record: SpoolRecord): Promise<void> {
-    const kept = await this.moveToUnfinished(base, record);
+    const keptPath = await this.moveToUnfinished(base, record);
     this.#log.warn(
-      { path: record.dropboxPath, kept },
+      { path: record.dropboxPath, kept: keptPath },
       'a file was still being written when the daemon stopped; its bytes were not uploaded and are kept',
     );
   }
@@ -311,11 +311,11 @@ export class SpoolFile {
     this.#removed = true;
     this.#store.unreserve(this.#size);
     await this.#handle.close().catch(() => undefined);
-    let kept = '';
+    let keptPath = '';
     await this.#inOrder(async () => {
-      kept = await this.#store.moveToUnfinished(this.#base, record);
+      keptPath = await this.#store.moveToUnfinished(this.#base, record);
     });
-    return kept;
+    return keptPath;
   }
 
   /** Closes and deletes the spool file and its record. */

@@ -58,7 +58,7 @@ export interface UploaderOptions {
 /**
  * An upload session whose bytes arrive in order. Appends retry on their own (the client's retry
  * policy). After a cut connection the server may or may not have the bytes, and its
- * `incorrect_offset` error tells which.
+ * `incorrect_offset` error shows which.
  */
 export class UploadSession {
   readonly #options: UploaderOptions;
@@ -125,7 +125,7 @@ export class UploadSession {
 
 /**
  * Uploads `size` bytes of `source` and commits them to `target`: one `files/upload` up to
- * SESSION_CHUNK_BYTES, a session above. `session`, when given, already holds the first
+ * SESSION_CHUNK_BYTES, a session above. `session`, when given, already contains the first
  * `session.offset` bytes.
  * @throws the errors of UploadSession.finish.
  */
@@ -193,8 +193,9 @@ function checkHash(metadata: FileMetadata, expected: string, dropboxPath: string
   }
 }
 
-// Dropbox refuses a commit with `too_many_write_operations` (as a 409 tag; the 429 form is
-// retried by the client) while another commit holds the namespace lock: wait and try again.
+// Dropbox rejects a commit with `too_many_write_operations` while another commit has the
+// namespace lock, so the commit waits and tries again. This handles the 409 form; the client
+// retries the 429 form.
 async function withWriteContention<T>(log: Logger, path: string, commit: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -204,14 +205,14 @@ async function withWriteContention<T>(log: Logger, path: string, commit: () => P
         throw err;
       }
       const delayMs = WRITE_CONTENTION_BASE_MS * 2 ** (attempt - 1);
-      log.debug({ path, attempt, delayMs }, 'commit refused for write contention, retrying');
+      log.debug({ path, attempt, delayMs }, 'commit rejected by write contention, retrying');
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
 }
 
 // A finish whose response was lost and whose retry found the session gone may have committed.
-// The file's current content hash tells: when it is the hash of the bytes sent, it did.
+// It did when the file's current content hash is the hash of the bytes sent.
 async function committedAnyway(
   options: UploaderOptions,
   err: unknown,

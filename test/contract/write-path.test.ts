@@ -181,7 +181,7 @@ describe('write path against the emulator', () => {
     expect(routes().filter((route) => route.startsWith('files/upload'))).toEqual([]);
   });
 
-  it('a remote edit between open and close leaves it in place and saves a conflicted copy', async () => {
+  it('remote edit makes a conflicted copy', async () => {
     await writeFile(path.join(dataDir, 'shared.txt'), 'version 1\n');
     await emulator.rescan();
     const { fs } = await mount();
@@ -207,7 +207,7 @@ describe('write path against the emulator', () => {
     expect(await readFile(path.join(dataDir, copies[0]!), 'utf8')).toBe('local edit\n');
   });
 
-  it('a failed commit keeps the spool and a new daemon on the same cache folder finishes it', async () => {
+  it('failed commit resumes after restart', async () => {
     const first = await mount();
     emulator.addFault({ route: 'files/upload', fault: '503' });
     const fh = await first.fs.create('/pending.txt');
@@ -270,7 +270,7 @@ describe('write path against the emulator', () => {
     const { fs } = await mount();
     const fh = await fs.create('/late.bin');
     await fs.write(fh, pattern(20 * MIB, 4), 0);
-    // The commit holds the file, so the next write waits, and its deadline has passed.
+    // The running commit makes the next write wait, and that write's deadline has passed.
     const committing = fs.fsync(fh);
     const expired = AbortSignal.abort();
     await expect(fs.write(fh, Buffer.from('late'), 0, expired)).rejects.toMatchObject({ errno: Errno.EIO });
