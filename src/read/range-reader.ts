@@ -50,7 +50,10 @@ const MAX_WINDOW_BYTES = 1024 * 1024 * 1024;
 // A run of reads away from the start of the file counts as sequential once it is this long, so
 // that the kernel's read-ahead after one random read does not open a large range.
 const SEQUENTIAL_MIN_RUN_BYTES = 2 * BLOCK_BYTES;
-// Consecutive failures at one offset before the read fails with EIO.
+// How far from byte 0 the first read of a handle may be and still open the stream at 0. The
+// kernel sends a new reader's first read-ahead requests together, so the second can arrive first.
+const FIRST_READ_OVERTAKE_BYTES = 4 * BLOCK_BYTES;
+// Consecutive failures at one offset that are resumed; the next one fails the read with EIO.
 const MAX_RESUMES = 3;
 // A stream left unread this long is closed, so that a program holding files open without
 // reading does not hold a server connection per file. The next read opens a new one.
@@ -83,6 +86,8 @@ export class RangeReader {
   #hashedBytes = 0;
   #stream: RangeStream | undefined;
   #lastReadEnd = 0;
+  // Whether a read has completed, so that #lastReadEnd is where the previous read ended.
+  #hasRead = false;
   // Start of the current run of reads that each began near where the previous one ended.
   #runStart = 0;
   #queue: Promise<unknown> = Promise.resolve();
@@ -121,7 +126,7 @@ export class RangeReader {
   async #read(position: number, length: number): Promise<Buffer> {
     if (this.#closed) throw new Error('read after close');
     if (this.#failure) throw this.#failure;
-    if (Math.abs(position - this.#lastReadEnd) > MAX_FORWARD_SKIP_BYTES) this.#runStart = position;
+    if (!this.#hasRead || Math.abs(position - this.#lastReadEnd) > MAX_FORWARD_SKIP_BYTES) this.#runStart = position;
     const wanted = Math.max(0, Math.min(length, this.#options.file.size - position));
     const out = acquireReplyBuffer(wanted);
     let filled = 0;
@@ -130,6 +135,7 @@ export class RangeReader {
       const offset = position + filled;
       const copied = this.#window.copyOut(offset, out, filled);
       if (copied > 0) {
+        this.#hash(offset, out.subarray(filled, filled + copied));
         filled += copied;
         continue;
       }
@@ -144,11 +150,12 @@ export class RangeReader {
         // The client already retried its own request; only a body that broke mid-way is resumed.
         if (err instanceof DropboxMountError) throw this.#translate(err);
         failures++;
-        if (failures >= MAX_RESUMES) throw err;
+        if (failures > MAX_RESUMES) throw err;
         this.#options.log.debug({ path: this.#options.path, offset, err: String(err) }, 'resuming read');
       }
     }
     this.#lastReadEnd = position + filled;
+    this.#hasRead = true;
     if (this.#failure) throw this.#failure;
     return filled === wanted ? out : out.subarray(0, filled);
   }
@@ -175,7 +182,8 @@ export class RangeReader {
     const runBytes = openAt - this.#runStart;
     if (openAt !== 0 && runBytes < SEQUENTIAL_MIN_RUN_BYTES) return this.#copyFromBlock(offset, out, outOffset);
     const window = Math.min(MAX_WINDOW_BYTES, Math.max(FIRST_WINDOW_BYTES, WINDOW_GROWTH * runBytes));
-    const opened = await this.#open(openAt, window);
+    // The range may start up to MAX_FORWARD_SKIP_BYTES before `offset`, and must reach past it.
+    const opened = await this.#open(openAt, Math.max(window, offset - openAt + BLOCK_BYTES));
     if (!opened) return 0;
     return this.#takeFromStream(opened, offset, out, outOffset);
   }
@@ -191,6 +199,9 @@ export class RangeReader {
   // it go to the behind window, where the late read finds them. Bytes already in the window are
   // not fetched again.
   #openOffset(offset: number): number {
+    // A first read has no previous end. Near the start it is taken as read-ahead that overtook
+    // the read at 0, and further away as a random read.
+    if (!this.#hasRead) return offset <= FIRST_READ_OVERTAKE_BYTES ? 0 : offset;
     const base = this.#window.holds(this.#lastReadEnd) ? this.#window.end : this.#lastReadEnd;
     const gap = offset - base;
     return gap > 0 && gap <= MAX_FORWARD_SKIP_BYTES ? base : offset;
@@ -218,7 +229,10 @@ export class RangeReader {
     const { file, blockCache } = this.#options;
     const blockStart = offset - (offset % BLOCK_BYTES);
     const block = blockCache.get(BlockCache.key(file.id, file.rev, blockStart));
-    return block ? block.copy(out, outOffset, offset - blockStart) : 0;
+    if (!block) return 0;
+    const copied = block.copy(out, outOffset, offset - blockStart);
+    this.#hash(offset, out.subarray(outOffset, outOffset + copied));
+    return copied;
   }
 
   async #copyFromBlock(offset: number, out: Buffer, outOffset: number): Promise<number> {
@@ -229,14 +243,20 @@ export class RangeReader {
     const download = await client.download(downloadPath, { start: blockStart, end });
     const block = await readAll(download.body, end - blockStart + 1, this.#options.budget);
     blockCache.set(BlockCache.key(file.id, file.rev, blockStart), block);
-    return block.copy(out, outOffset, offset - blockStart);
+    const copied = block.copy(out, outOffset, offset - blockStart);
+    this.#hash(offset, out.subarray(outOffset, outOffset + copied));
+    return copied;
   }
 
-  // Hashes streamed bytes while they arrive in order from byte 0.
+  // Hashes bytes while they are read in order from byte 0, whichever way they were served: a
+  // stream, the bytes kept behind it, or a block. Bytes already hashed are skipped, so a caller
+  // may pass bytes that overlap them.
   #hash(offset: number, bytes: Buffer): void {
-    if (offset !== this.#hashedBytes || this.#options.file.contentHash === undefined) return;
-    this.#hasher.update(bytes);
-    this.#hashedBytes += bytes.length;
+    if (this.#options.file.contentHash === undefined) return;
+    const hashed = this.#hashedBytes - offset;
+    if (hashed < 0 || hashed >= bytes.length) return;
+    this.#hasher.update(hashed === 0 ? bytes : bytes.subarray(hashed));
+    this.#hashedBytes += bytes.length - hashed;
     if (this.#hashedBytes === this.#options.file.size) this.#verify();
   }
 

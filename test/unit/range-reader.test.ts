@@ -179,6 +179,40 @@ describe('RangeReader', () => {
     expect(error).toMatchObject({ errno: constants.errno.EIO });
   });
 
+  it('serves a first read past 1 MiB', async () => {
+    const content = makeContent(3 * 1024 * KIB, 11);
+    for (const at of [1024 * KIB, 1536 * KIB, 2048 * KIB + 5]) {
+      const { client, ranges } = fakeClient(content, { chunkBytes: 64 * KIB });
+      const reader = makeReader(client, content.length);
+      const data = await reader.read(at, 4 * KIB);
+      expect(data.equals(content.subarray(at, at + 4 * KIB))).toBe(true);
+      const blockStart = at - (at % (128 * KIB));
+      expect(ranges).toEqual([{ start: blockStart, end: blockStart + 128 * KIB - 1 }]);
+    }
+  });
+
+  it('checks the hash across a cached block', async () => {
+    const content = makeContent(3 * 1024 * KIB, 12);
+    const readAll = async (contentHash: string) => {
+      const reader = makeReader(fakeClient(content, { chunkBytes: 64 * KIB }).client, content.length, contentHash);
+      // Two random reads cache the block at 1 MiB, which the in-order read then uses.
+      await reader.read(2560 * KIB, 4 * KIB);
+      await reader.read(1024 * KIB + 1000, 4 * KIB);
+      for (let pos = 0; pos < content.length; pos += 128 * KIB) await reader.read(pos, 128 * KIB);
+    };
+    await expect(readAll(contentHashOf(content))).resolves.toBeUndefined();
+    await expect(readAll(contentHashOf(Buffer.from('other')))).rejects.toMatchObject({ errno: constants.errno.EIO });
+  });
+
+  it('resumes three cuts in a row', async () => {
+    const content = makeContent(512 * KIB, 13);
+    const threeCuts = fakeClient(content, { chunkBytes: 16 * KIB, cutAfterBytes: 40 * KIB, cuts: 3 });
+    const data = await makeReader(threeCuts.client, content.length).read(0, 512 * KIB);
+    expect(data.equals(content)).toBe(true);
+    const fourCuts = fakeClient(content, { chunkBytes: 16 * KIB, cutAfterBytes: 40 * KIB, cuts: 4 });
+    await expect(makeReader(fourCuts.client, content.length).read(300 * KIB, 4 * KIB)).rejects.toThrow();
+  });
+
   it('reports a vanished revision as ESTALE', async () => {
     const client = {
       async download() {
@@ -217,12 +251,17 @@ describe('RangeReader', () => {
   it('matches a model on random read sequences', async () => {
     const size = 3 * 1024 * KIB + 123;
     const content = makeContent(size, 6);
+    // Half the positions fall on 128 KiB boundaries, where ranges and blocks start and end.
+    const position = fc.oneof(
+      fc.integer({ min: 0, max: size + 1000 }),
+      fc.integer({ min: 0, max: 25 }).map((block) => block * 128 * KIB),
+    );
     const read = fc.record({
-      position: fc.integer({ min: 0, max: size + 1000 }),
+      position,
       length: fc.integer({ min: 1, max: 256 * KIB }),
     });
     const sequentialRun = fc
-      .record({ start: fc.integer({ min: 0, max: size }), count: fc.integer({ min: 1, max: 12 }) })
+      .record({ start: position, count: fc.integer({ min: 1, max: 12 }) })
       .map(({ start, count }) =>
         Array.from({ length: count }, (_, i) => ({ position: start + i * 128 * KIB, length: 128 * KIB })),
       );
@@ -230,7 +269,7 @@ describe('RangeReader', () => {
     await fc.assert(
       fc.asyncProperty(sequence, fc.integer({ min: 4096, max: 200_000 }), async (groups, chunkBytes) => {
         const { client, ranges } = fakeClient(content, { chunkBytes });
-        const reader = makeReader(client, size);
+        const reader = makeReader(client, size, contentHashOf(content));
         const reads = groups.flat();
         const results = await Promise.all(reads.map((r) => reader.read(r.position, r.length)));
         reads.forEach((r, i) => {
