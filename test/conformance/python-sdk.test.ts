@@ -39,8 +39,15 @@ describe('official Python SDK against the emulator', () => {
     test = await startTestEmulator();
     test.emulator.clearCalls();
     const { emulator } = test;
-    const args = [SCRIPT, emulator.url, emulator.appKey, emulator.appSecret, emulator.refreshToken];
-    const { stdout } = await promisify(execFile)(PYTHON, args, { timeout: 90_000 });
+    // The credentials go in the environment: a failed command's error message shows its
+    // arguments, and secrets must never reach a log or an error message.
+    const env = {
+      ...process.env,
+      DROPBOX_APP_KEY: emulator.appKey,
+      DROPBOX_APP_SECRET: emulator.appSecret,
+      DROPBOX_REFRESH_TOKEN: emulator.refreshToken,
+    };
+    const { stdout } = await promisify(execFile)(PYTHON, [SCRIPT, emulator.url], { timeout: 90_000, env });
     for (const line of stdout.split('\n').filter((text) => text.trim() !== '')) {
       const report = JSON.parse(line) as StepReport;
       reports.set(report.step, report);

@@ -1,6 +1,7 @@
 """Run the conformance scenario through the official Dropbox Python SDK.
 
-Usage: python3 python_sdk_scenario.py EMULATOR_URL APP_KEY APP_SECRET REFRESH_TOKEN
+Usage: python3 python_sdk_scenario.py EMULATOR_URL, with DROPBOX_APP_KEY, DROPBOX_APP_SECRET
+and DROPBOX_REFRESH_TOKEN in the environment, so that no secret appears in a command line.
 
 The SDK (dropbox 11.34, Debian's python3-dropbox) builds https://{api,content,notify}
 .dropboxapi.com URLs from hard-coded hosts. A requests adapter mounted on the SDK's session
@@ -9,6 +10,7 @@ so no request can leave the machine. Each step prints one JSON line: {"step", "o
 """
 
 import json
+import os
 import sys
 import threading
 import time
@@ -190,7 +192,8 @@ STEPS = [
 
 
 def main(argv):
-    scenario = Scenario(*argv[1:5])
+    env = os.environ
+    scenario = Scenario(argv[1], env["DROPBOX_APP_KEY"], env["DROPBOX_APP_SECRET"], env["DROPBOX_REFRESH_TOKEN"])
     for step in STEPS:
         try:
             getattr(scenario, step)()
