@@ -3,6 +3,7 @@
  * calls into these, and tests can drive them directly. Every method throws FsError or a client
  * error; errno.ts maps both for the kernel.
  */
+import { constants as fsConstants } from 'node:fs';
 import type { Deadline } from './deadline.js';
 import type { DropboxClient } from '../dropbox/client.js';
 import type { MetadataCache, Node } from '../cache/metadata-cache.js';
@@ -14,6 +15,7 @@ import { MemoryBudget } from '../read/memory-budget.js';
 import type { Logger } from '../log/logger.js';
 import { Errno, FsError } from './errno.js';
 import { HandleTable } from './handles.js';
+import { PageCacheGuard } from './page-cache-guard.js';
 import { SpaceUsageCache, type Statfs } from './statfs.js';
 import type { DirtyFile } from '../write/dirty-file.js';
 import type { DirtyFiles } from '../write/dirty-files.js';
@@ -59,6 +61,8 @@ interface OpenFile {
   writable: boolean;
   /** Whether this handle changed the file since its last commit, so its close commits. */
   wrote: boolean;
+  /** The registration with PageCacheGuard of a read-only handle pinned to a rev. */
+  pageCache?: { fileId: string; rev: string; directIo: boolean };
 }
 
 /** A handle's reads: a range reader for a downloadable file, bytes in memory for an export. */
@@ -90,6 +94,8 @@ const S_IFREG = 0o100000;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const O_TRUNC = 0o1000;
+// The value differs between architectures (0o40000 on x86-64, 0o200000 on arm64).
+const O_DIRECT = fsConstants.O_DIRECT ?? 0;
 // A truncate by path waits this long for its commit, because the kernel sends one just before
 // an open with O_TRUNC, and the open's handle should carry the change to its close.
 const TRUNCATE_COMMIT_DELAY_MS = 1_000;
@@ -99,6 +105,7 @@ const STAT_BLOCK_BYTES = 512;
 export class DropboxFilesystem {
   readonly #options: FilesystemOptions;
   readonly #handles = new HandleTable<OpenFile>();
+  readonly #pageCache = new PageCacheGuard();
   readonly #exports: ExportCache;
   readonly #space: SpaceUsageCache;
   readonly budget: MemoryBudget;
@@ -175,8 +182,12 @@ export class DropboxFilesystem {
     const node = existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupFile(path, existing);
     if (node?.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
     if (!wantsWrite && existing === undefined) {
-      return this.#handles.add({ path, reader: await this.#readerOf(path, node!), dirty: undefined, writable: false, wrote: false });
+      const reader = await this.#readerOf(path, node!);
+      const pageCache = this.#registerPageCache(node!, flags);
+      return this.#handles.add({ path, reader, dirty: undefined, writable: false, wrote: false, pageCache });
     }
+    // NOTE: handles for writing, and every handle of a file being written, always use the page
+    // cache. One opened while a read-only handle of another rev is open can read that rev's pages.
     if (node?.exportFormat !== undefined) throw new FsError(Errno.EACCES, `${path} is an export and cannot be written`);
     if (signal?.aborted) throw new FsError(Errno.EIO, `${path}: the open timed out`);
     const base = node === undefined || node.rev === undefined ? undefined : { rev: node.rev, size: node.size, mtimeMs: node.mtimeMs };
@@ -209,6 +220,14 @@ export class DropboxFilesystem {
     const dirty = writes.files.attach(path, undefined);
     dirty.markCreated();
     return this.#handles.add({ path, reader: undefined, dirty, writable: true, wrote: false });
+  }
+
+  /**
+   * Tells whether the handle must bypass the kernel page cache (FUSE direct_io), because the
+   * cache may contain pages of another revision of its file (see PageCacheGuard).
+   */
+  bypassesPageCache(fh: number): boolean {
+    return this.#handles.get(fh)?.pageCache?.directIo ?? false;
   }
 
   /** Returns up to `length` bytes at `position`; fewer at the end of the file. */
@@ -297,6 +316,10 @@ export class DropboxFilesystem {
     const handle = this.#handles.remove(fh);
     if (handle === undefined) return;
     handle.reader?.close();
+    if (handle.pageCache !== undefined) {
+      const { fileId, rev, directIo } = handle.pageCache;
+      this.#pageCache.close(fileId, rev, directIo);
+    }
     if (handle.dirty !== undefined) this.#options.writes?.files.release(handle.dirty);
   }
 
@@ -382,6 +405,16 @@ export class DropboxFilesystem {
       if (err instanceof FsError && err.errno === Errno.ENOENT) return false;
       throw err;
     }
+  }
+
+  // An O_DIRECT open gets direct_io whatever the guard decides. It never reads the page cache
+  // anyway, and with direct_io the kernel also stops cutting its reads at the file's current
+  // size, which a remote shrink lowers below the size of the rev this handle reads.
+  #registerPageCache(node: Node, flags: number): NonNullable<OpenFile['pageCache']> {
+    const fileId = node.id;
+    const rev = node.rev ?? '';
+    if ((flags & O_DIRECT) !== 0) return { fileId, rev, directIo: true };
+    return { fileId, rev, directIo: this.#pageCache.open(fileId, rev) };
   }
 
   async #readerOf(path: string, node: Node): Promise<FileReader> {

@@ -77,7 +77,8 @@ export async function mount(options: MountOptions): Promise<Mounted> {
     timeout: false,
     // Keep the page cache across opens while size and mtime are unchanged, so a re-read of an
     // unchanged file costs no request. A new rev usually changes the mtime or size, which
-    // drops it (docs/SEMANTICS.md names the exception).
+    // drops it (docs/SEMANTICS.md names the exception). Handles of two revs open at once share
+    // this cache, so PageCacheGuard (src/fs/page-cache-guard.ts) gives some of them direct_io.
     autoCache: true,
     // The kernel caches attributes and names this long. fuse-native drops the option when it
     // is 0, so 0 means the libfuse default of 1 s.

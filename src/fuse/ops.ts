@@ -12,6 +12,9 @@ import { StalledReads } from './stalled-reads.js';
 type Callback = (...args: unknown[]) => void;
 
 const W_OK = 2;
+// Open flag of the patched fuse-native: the handle gets FUSE direct_io, so the kernel sends its
+// reads to the daemon instead of serving them from the page cache that all handles share.
+const OPEN_DIRECT_IO = 1;
 type Op = (...args: never[]) => void;
 
 // Ops Dropbox has nothing for: hard links, symbolic links and device nodes. EPERM is what
@@ -52,8 +55,12 @@ export function createOps(fs: DropboxFilesystem, context: OpContext): Record<str
         return [0, names, stats];
       }),
 
+    // The third value goes to the patched fuse-native (patches/fuse-native+2.2.6.patch).
     open: (path: string, flags: number, cb: Callback) =>
-      runOp(context, 'open', path, cb, async (signal) => [0, await keepIfAnswered(fs, signal, fs.open(path, flags, signal))]),
+      runOp(context, 'open', path, cb, async (signal) => {
+        const fh = await keepIfAnswered(fs, signal, fs.open(path, flags, signal));
+        return [0, fh, fs.bypassesPageCache(fh) ? OPEN_DIRECT_IO : 0];
+      }),
 
     read: (path: string, fh: number, buf: Buffer, length: number, position: number, cb: Callback) =>
       runOp(context, 'read', path, cb, async () => {

@@ -7,6 +7,9 @@
 // utimens: fuse-native 2.2.6 as published passes the access time as both utimens arguments.
 // patches/fuse-native+2.2.6.patch fixes that, and scripts/build-fuse-native.sh rebuilds the
 // addon at npm install. Against the prebuilt addon the mtime checks here fail.
+//
+// open: the same patch lets open's callback pass a third value, open flags, where 1 sets
+// direct_io on that handle only. The published binding ignores the value.
 
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -21,9 +24,13 @@ if (!fuse.ok) console.warn(`skipping fuse-native binding tests: ${fuse.reason}`)
 
 const ENOENT = -os.constants.errno.ENOENT;
 const EIO = -os.constants.errno.EIO;
+const EACCES = -os.constants.errno.EACCES;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const FILE_HANDLE = 42;
+// Open flag of the patched binding: the handle gets direct_io.
+const OPEN_DIRECT_IO = 1;
+const READ_FILE_BYTES = 8192;
 
 // Without big_writes, libfuse 2.9 limits each WRITE request to one 4 KiB page.
 const BIG_WRITE_BYTES = 128 * 1024;
@@ -43,23 +50,30 @@ interface UtimensCall {
   mtime: number;
 }
 
+interface ReadCall {
+  path: string;
+  length: number;
+  position: number;
+}
+
 interface WriteCall {
   path: string;
   length: number;
   position: number;
 }
 
-/** In-memory files at the root of the mount: paths, sizes and times, no contents. */
+/** In-memory files at the root of the mount: paths, sizes and times. Every byte read is 'a'. */
 class MemoryTree {
   readonly files = new Map<string, FileNode>();
   readonly utimensCalls: UtimensCall[] = [];
   readonly writeCalls: WriteCall[] = [];
+  readonly readCalls: ReadCall[] = [];
   readonly handlerErrors: unknown[] = [];
   private readonly rootTimeMs = Date.now();
 
-  addFile(name: string): void {
+  addFile(name: string, size = 0): void {
     const now = Date.now();
-    this.files.set(`/${name}`, { size: 0, atimeMs: now, mtimeMs: now, ctimeMs: now });
+    this.files.set(`/${name}`, { size, atimeMs: now, mtimeMs: now, ctimeMs: now });
   }
 
   /**
@@ -109,9 +123,28 @@ class MemoryTree {
         }
         cb(0, [...this.files.keys()].map((key) => key.slice(1)));
       }),
+      // /direct opens with direct_io. /refused fails with no handle, so the binding has to
+      // supply both missing values itself to reply to the kernel.
       open: guard((filePath: string, _flags: number, cb: Callback) => {
-        cb(this.files.has(filePath) ? 0 : ENOENT, FILE_HANDLE);
+        if (filePath === '/refused') {
+          cb(EACCES);
+          return;
+        }
+        cb(this.files.has(filePath) ? 0 : ENOENT, FILE_HANDLE, filePath === '/direct' ? OPEN_DIRECT_IO : 0);
       }),
+      read: guard(
+        (filePath: string, _fd: number, buf: Buffer, length: number, position: number, cb: Callback) => {
+          const file = this.files.get(filePath);
+          if (file === undefined) {
+            cb(ENOENT);
+            return;
+          }
+          this.readCalls.push({ path: filePath, length, position });
+          const count = Math.max(0, Math.min(length, file.size - position));
+          buf.fill(0x61, 0, count);
+          cb(count);
+        },
+      ),
       release: guard((_filePath: string, _fd: number, cb: Callback) => cb(0)),
       flush: guard((_filePath: string, _fd: number, cb: Callback) => cb(0)),
       truncate: guard((filePath: string, size: number, cb: Callback) => {
@@ -194,6 +227,9 @@ describe.skipIf(!fuse.ok)('fuse-native binding', () => {
     await mkdir(mountpoint);
     tree.addFile('times');
     tree.addFile('big');
+    tree.addFile('cached', READ_FILE_BYTES);
+    tree.addFile('direct', READ_FILE_BYTES);
+    tree.addFile('refused', READ_FILE_BYTES);
     instance = new BigWritesFuse(mountpoint, tree.ops(), { force: false, mkdir: false });
     await mountFuse(instance);
   });
@@ -307,6 +343,47 @@ describe.skipIf(!fuse.ok)('fuse-native binding', () => {
       writes.map((_call, index) => index * BIG_WRITE_BYTES),
     );
     expect(tree.files.get('/big')!.size).toBe(totalBytes);
+  });
+
+  it('open flag 1 sets direct_io', async () => {
+    // Two reads of the first page on one descriptor, then a shared mapping, which the kernel
+    // refuses with ENODEV on a direct_io handle (libfuse 2.9 cannot allow it).
+    const script = `
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.pread(fd, 4096, 0)
+os.pread(fd, 4096, 0)
+try:
+    mmap.mmap(fd, 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ).close()
+    print("mapped")
+except OSError as e:
+    print("errno", e.errno)
+os.close(fd)
+`;
+    const reads = (name: string) => tree.readCalls.filter((call) => call.path === `/${name}`);
+
+    const cached = await run('/usr/bin/python3', ['-c', script, path.join(mountpoint, 'cached')]);
+    expect(cached.code, cached.stderr).toBe(0);
+    expect(cached.stdout.trim()).toBe('mapped');
+    // The second read comes from the page cache, so no offset is requested twice.
+    const cachedPositions = reads('cached').map((call) => call.position);
+    expect(cachedPositions.length).toBeGreaterThan(0);
+    expect(new Set(cachedPositions).size).toBe(cachedPositions.length);
+
+    const direct = await run('/usr/bin/python3', ['-c', script, path.join(mountpoint, 'direct')]);
+    expect(direct.code, direct.stderr).toBe(0);
+    expect(direct.stdout.trim()).toBe(`errno ${os.constants.errno.ENODEV}`);
+    expect(reads('direct')).toEqual([
+      { path: '/direct', length: 4096, position: 0 },
+      { path: '/direct', length: 4096, position: 0 },
+    ]);
+  });
+
+  it('open error without handle replies', async () => {
+    const result = await run('cat', [path.join(mountpoint, 'refused')], { timeoutMs: 10_000 });
+    expect(result.timedOut).toBe(false);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('Permission denied');
   });
 
   it('handlers raised no errors', () => {
