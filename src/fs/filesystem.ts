@@ -63,6 +63,8 @@ interface OpenFile {
   wrote: boolean;
   /** The registration with PageCacheGuard of a read-only handle pinned to a rev. */
   pageCache?: { fileId: string; rev: string; directIo: boolean };
+  /** The file as a read-only handle saw it at open, for getattr once the path is gone. */
+  pinned?: Node;
 }
 
 /** A handle's reads: a range reader for a downloadable file, bytes in memory for an export. */
@@ -142,7 +144,16 @@ export class DropboxFilesystem {
   async getattr(path: string): Promise<Stat> {
     const dirty = this.#options.writes?.files.get(path);
     if (dirty !== undefined) return this.#dirtyStat(dirty);
-    return this.#toStat(await this.#withExportSize(await this.#options.cache.lookup(path)));
+    try {
+      return this.#toStat(await this.#withExportSize(await this.#options.cache.lookup(path)));
+    } catch (err) {
+      // The kernel asks for the attributes of an open file by its path, before a read near the
+      // end and for fstat. Once the file is deleted or moved on Dropbox, the handle still reads
+      // the revision it opened, so those calls get that revision's attributes, not ENOENT.
+      const pinned = err instanceof FsError && err.errno === Errno.ENOENT ? this.#pinnedAt(path) : undefined;
+      if (pinned === undefined) throw err;
+      return this.#toStat(pinned);
+    }
   }
 
   /** Returns the names in a folder with their stats, which lets `find` skip a lookup each. */
@@ -184,7 +195,8 @@ export class DropboxFilesystem {
     if (!wantsWrite && existing === undefined) {
       const reader = await this.#readerOf(path, node!);
       const pageCache = this.#registerPageCache(node!, flags);
-      return this.#handles.add({ path, reader, dirty: undefined, writable: false, wrote: false, pageCache });
+      const pinned = node!.exportFormat === undefined ? node : undefined;
+      return this.#handles.add({ path, reader, dirty: undefined, writable: false, wrote: false, pageCache, pinned });
     }
     // NOTE: handles for writing, and every handle of a file being written, always use the page
     // cache. One opened while a read-only handle of another rev is open can read that rev's pages.
@@ -363,6 +375,13 @@ export class DropboxFilesystem {
   async rename(from: string, to: string, signal?: Deadline): Promise<void> {
     checkName(to);
     await this.#requireWritable(from).namespace.rename(from, to, { signal, sourceOpen: this.#isOpen(from) });
+  }
+
+  // Returns the file that a read-only handle open at `path` pinned, if there is one.
+  #pinnedAt(path: string): Node | undefined {
+    const key = keyOf(path);
+    for (const handle of this.#handles.values()) if (handle.pinned && keyOf(handle.path) === key) return handle.pinned;
+    return undefined;
   }
 
   // Tells whether any handle is open on the file at `path`.
