@@ -147,7 +147,7 @@ export class DropboxFilesystem {
     try {
       return this.#toStat(await this.#withExportSize(await this.#options.cache.lookup(path)));
     } catch (err) {
-      // The kernel asks for the attributes of an open file by its path, before a read near the
+      // The kernel requests the attributes of an open file by its path, before a read near the
       // end and for fstat. Once the file is deleted or moved on Dropbox, the handle still reads
       // the revision it opened, so those calls get that revision's attributes, not ENOENT.
       const pinned = err instanceof FsError && err.errno === Errno.ENOENT ? this.#pinnedAt(path) : undefined;
@@ -190,11 +190,12 @@ export class DropboxFilesystem {
     const wantsWrite = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
     if (wantsWrite && writes === undefined) throw new FsError(Errno.EROFS, `${path}: the mount is read-only`);
     const existing = writes?.files.get(path);
-    const node = existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupFile(path, existing);
+    const node =
+      existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupForChange(path, existing, wantsWrite);
     if (node?.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
     if (!wantsWrite && existing === undefined) {
       const reader = await this.#readerOf(path, node!);
-      const pageCache = this.#registerPageCache(node!, flags);
+      const pageCache = this.#registerPageCache(path, node!, flags);
       const pinned = node!.exportFormat === undefined ? node : undefined;
       return this.#handles.add({ path, reader, dirty: undefined, writable: false, wrote: false, pageCache, pinned });
     }
@@ -204,6 +205,8 @@ export class DropboxFilesystem {
     if (signal?.aborted) throw new FsError(Errno.EIO, `${path}: the open timed out`);
     const base = node === undefined || node.rev === undefined ? undefined : { rev: node.rev, size: node.size, mtimeMs: node.mtimeMs };
     const dirty = writes!.files.attach(path, base);
+    // A file gone on Dropbox that an open handle still shows is created anew, as create() does.
+    if (node === undefined && existing === undefined) dirty.markCreated();
     const handle: OpenFile = { path, reader: undefined, dirty, writable: wantsWrite, wrote: false };
     try {
       if (node !== undefined && !dirty.hasLocalContent) handle.reader = await this.#readerOf(path, node);
@@ -288,7 +291,7 @@ export class DropboxFilesystem {
   async truncate(path: string, size: number, signal?: Deadline): Promise<void> {
     const writes = this.#requireWritable(path);
     const existing = writes.files.get(path);
-    const node = existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupFile(path, existing);
+    const node = existing !== undefined && existing.baseRev === undefined ? undefined : await this.#lookupForChange(path, existing, true);
     if (node?.kind === 'dir') throw new FsError(Errno.EISDIR, `${path} is a folder`);
     if (existing === undefined && node !== undefined && node.size === size) return;
     const base = node?.rev === undefined ? undefined : { rev: node.rev, size: node.size, mtimeMs: node.mtimeMs };
@@ -416,6 +419,20 @@ export class DropboxFilesystem {
     return { ...node, rev: existing.baseRev, size: existing.size, mtimeMs: existing.mtimeMs };
   }
 
+  // Looks up a file about to be opened or truncated. With `forWrite`, a path gone on Dropbox that
+  // getattr still reports for an open handle (see #pinnedAt) returns undefined. The kernel took
+  // the name as existing and sent an open or truncate where the program requested a create.
+  async #lookupForChange(path: string, existing: DirtyFile | undefined, forWrite: boolean): Promise<Node | undefined> {
+    try {
+      return await this.#lookupFile(path, existing);
+    } catch (err) {
+      const ghost = forWrite && err instanceof FsError && err.errno === Errno.ENOENT && this.#pinnedAt(path) !== undefined;
+      if (!ghost) throw err;
+      checkName(path);
+      return undefined;
+    }
+  }
+
   async #exists(path: string): Promise<boolean> {
     try {
       await this.#options.cache.lookup(path);
@@ -429,9 +446,11 @@ export class DropboxFilesystem {
   // An O_DIRECT open gets direct_io whatever the guard decides. It never reads the page cache
   // anyway, and with direct_io the kernel also stops cutting its reads at the file's current
   // size, which a remote shrink lowers below the size of the rev this handle reads.
-  #registerPageCache(node: Node, flags: number): NonNullable<OpenFile['pageCache']> {
-    const fileId = node.id;
-    const rev = node.rev ?? '';
+  // NOTE: a handle stays registered under the path it was opened at. A rename through the mount
+  // moves the kernel's node, so an open at the new name does not see that handle.
+  #registerPageCache(path: string, node: Node, flags: number): NonNullable<OpenFile['pageCache']> {
+    const fileId = keyOf(path);
+    const rev = `${node.id} ${node.rev ?? ''}`;
     if ((flags & O_DIRECT) !== 0) return { fileId, rev, directIo: true };
     return { fileId, rev, directIo: this.#pageCache.open(fileId, rev) };
   }

@@ -18,6 +18,10 @@
  *
  * Only read-only handles pinned to a rev are registered. Handles of a file being written always
  * use the page cache (DropboxFilesystem.open).
+ *
+ * The caller names the file by its mount path, not its Dropbox id, because the page cache belongs
+ * to libfuse's node for the path. A file deleted and uploaded again at the same path gets a new
+ * id but keeps that node, so a revision here is the pair of id and rev.
  */
 export class PageCacheGuard {
   // Page-cache (not direct_io) handles open per file id: rev → handle count.
