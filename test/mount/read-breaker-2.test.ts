@@ -236,7 +236,7 @@ describe.skipIf(!fuse.ok)('read breaker 2 through the mount', () => {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Defects: these tests fail on the current code.
+  // Defects: each of these tests failed before its fix.
 
   // Defect: read(2) and fstat(2) on a descriptor opened before a remote delete fail with ENOENT.
   it('descriptor survives a remote delete', async () => {

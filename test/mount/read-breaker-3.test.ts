@@ -1,6 +1,6 @@
 // Attacks on the page cache guard, the getattr reply for an open file gone from Dropbox, the
 // first-read rules of RangeReader and the 16 MiB download queue, through a real mount. The first
-// describe block contains the cases that fail on the current code. The other two contain attacks
+// describe block contains the cases that failed before their fixes. The other two contain attacks
 // that found nothing and stay as regression tests.
 
 import { spawn } from 'node:child_process';

@@ -1,5 +1,5 @@
 // Attacks on the read path through a real mount. The two `defects` blocks contain one test per
-// defect found, each failing on the current code. The last block contains attacks that found
+// defect found, each of which failed before its fix. The last block contains attacks that found
 // nothing and pass, kept as regression tests.
 
 import { spawn } from 'node:child_process';
