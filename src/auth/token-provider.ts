@@ -23,6 +23,8 @@ export interface TokenProviderOptions {
   log: Logger;
   retry?: RetryPolicy;
   now?: () => number;
+  /** Called before every request to the token endpoint, retries included. */
+  onRequest?: () => void;
 }
 
 interface AccessToken {
@@ -88,6 +90,7 @@ export class TokenProvider {
       client_id: appKey,
     });
     if (appSecret) form.set('client_secret', appSecret.reveal());
+    this.#options.onRequest?.();
     const response = await request(tokenUrl, {
       method: 'POST',
       dispatcher,

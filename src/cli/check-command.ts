@@ -11,6 +11,7 @@ import { DropboxClient } from '../dropbox/client.js';
 import { ApiError } from '../dropbox/errors.js';
 import type { ListFolderResult, Metadata } from '../dropbox/types.js';
 import { UsageError } from '../errors.js';
+import { shownValue } from './option-text.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
 
 interface CheckArgs {
@@ -56,7 +57,8 @@ async function runCheck(args: ArgumentsCamelCase<CheckArgs>): Promise<void> {
   const config = await loadConfig(configFile);
   if (args.root !== undefined) config.root = normalizeRoot(args.root, 'option --root');
   if (!Number.isFinite(args.requestTimeout) || args.requestTimeout <= 0) {
-    throw new UsageError(`option --request-timeout value "${args.requestTimeout}" must be a positive number of seconds`);
+    const typed = shownValue('request-timeout', args.requestTimeout);
+    throw new UsageError(`option --request-timeout value "${typed}" must be a positive number of seconds`);
   }
   const print = (label: string, value: string) => process.stdout.write(`${`${label}:`.padEnd(10)}${value}\n`);
   print('config', `${configFile} (refresh token from ${config.refreshTokenSource})`);

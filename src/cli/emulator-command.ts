@@ -11,6 +11,7 @@ import { startEmulator, writeDaemonConfig, type EmulatorOptions } from '../emula
 import { FAULT_RULE_SYNTAX, parseFaultRule, type FaultRule } from '../emulator/faults.js';
 import { checkLatencyMs, parseBandwidth } from '../emulator/shaping.js';
 import { UsageError } from '../errors.js';
+import { shownValue } from './option-text.js';
 import { createLogger, type Logger } from '../log/logger.js';
 
 export interface EmulatorArgs {
@@ -151,11 +152,11 @@ async function emulatorOptionsFrom(args: EmulatorArgs): Promise<EmulatorOptions>
   const dataDir = resolve(args.data);
   await checkDataFolder(args.data, dataDir);
   if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) {
-    throw new UsageError(`option --port value "${args.port}" must be an integer from 0 to 65535`);
+    throw new UsageError(`option --port value "${shownValue('port', args.port)}" must be an integer from 0 to 65535`);
   }
   const ttl = args.tokenTtl;
   if (ttl !== undefined && (!Number.isInteger(ttl) || ttl <= 0)) {
-    throw new UsageError(`option --token-ttl value "${ttl}" must be a positive whole number of seconds`);
+    throw new UsageError(`option --token-ttl value "${shownValue('token-ttl', ttl)}" must be a positive whole number of seconds`);
   }
   return {
     dataDir,
@@ -174,7 +175,7 @@ async function emulatorOptionsFrom(args: EmulatorArgs): Promise<EmulatorOptions>
 function stateOptionsFrom(args: EmulatorArgs): Partial<EmulatorOptions> {
   const whole = (value: number | undefined, option: string, min: number): number | undefined => {
     if (value !== undefined && (!Number.isInteger(value) || value < min)) {
-      throw new UsageError(`option --${option} value "${value}" must be a whole number of at least ${min}`);
+      throw new UsageError(`option --${option} value "${shownValue(option, value)}" must be a whole number of at least ${min}`);
     }
     return value;
   };

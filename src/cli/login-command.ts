@@ -19,6 +19,7 @@ import {
 } from '../auth/login.js';
 import { DEFAULT_URLS, defaultConfigPath, normalizeRoot, shellQuote } from '../config/config.js';
 import { DropboxMountError, UsageError } from '../errors.js';
+import { shownValue } from './option-text.js';
 
 interface LoginArgs {
   appKey: string;
@@ -108,7 +109,7 @@ async function runLogin(args: ArgumentsCamelCase<LoginArgs>): Promise<void> {
   }
   checkPort(args.port);
   if (!Number.isFinite(args.timeout) || args.timeout <= 0) {
-    throw new UsageError(`option --timeout value "${args.timeout}" must be a positive number of seconds`);
+    throw new UsageError(`option --timeout value "${shownValue('timeout', args.timeout)}" must be a positive number of seconds`);
   }
 
   const session = createPkceSession();

@@ -7,6 +7,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { defaultConfigPath, loadConfig, normalizeRoot } from '../config/config.js';
 import { defaultCacheFolder, defaultCacheFolderHint } from '../config/cache-folder.js';
 import { UsageError } from '../errors.js';
+import { shownValue } from './option-text.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log/logger.js';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { describeError } from '../fs/errno.js';
@@ -244,14 +245,16 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function secondsToMs(value: number, option: string): number {
   if (!Number.isFinite(value) || value <= 0) {
-    throw new UsageError(`option --${option} value "${value}" must be a positive number of seconds`);
+    throw new UsageError(`option --${option} value "${shownValue(option, value)}" must be a positive number of seconds`);
   }
   return Math.min(MAX_TIMER_MS, Math.ceil(value * 1000));
 }
 
 function wholeNumber(value: number, option: string, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError(`option --${option} value "${value}" must be a whole number from ${min} to ${max}`);
+    throw new UsageError(
+      `option --${option} value "${shownValue(option, value)}" must be a whole number from ${min} to ${max}`,
+    );
   }
   return value;
 }

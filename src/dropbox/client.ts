@@ -104,6 +104,8 @@ export class DropboxClient {
       log: options.log,
       retry: this.#retry,
       now: options.now,
+      // Counted with the API calls, so that a failing token endpoint shows in `status`.
+      onRequest: () => this.requestCounts.set('oauth2/token', (this.requestCounts.get('oauth2/token') ?? 0) + 1),
     });
   }
 
