@@ -40,8 +40,11 @@ export const longpollRoute: RpcRoute = {
         clearTimeout(timer);
         resolve(changes);
       };
+      // A move of a folder above the cursor's folder journals paths outside its scope, but it
+      // leaves the folder gone, which a new call answers with changes at once, so a waiting
+      // call returns too.
       const unsubscribe = account.journal.subscribe((entry) => {
-        if (isInScope(entry.pathLower, scope)) {
+        if (isInScope(entry.pathLower, scope) || scopeOf(context, cursor).gone) {
           finish(true);
         }
       });
