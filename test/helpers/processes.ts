@@ -523,6 +523,48 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
   });
 }
 
+/** Output of a paused Python script: all it printed, and its last line. */
+export interface PausedScriptResult {
+  stdout: string;
+  stderr: string;
+  lastLine: string;
+}
+
+/**
+ * Runs a Python script that prints one line and then waits for a line on stdin, so a test can
+ * change something while the script holds files open. Calls `between` after the first line (or
+ * once the script has exited early), then writes a line to the script's stdin and waits for it to
+ * exit. The script gets SIGKILL after `timeoutMs`.
+ */
+export async function runPausedPython(
+  args: string[],
+  between: () => Promise<void>,
+  timeoutMs = 20_000,
+): Promise<PausedScriptResult> {
+  const child = track(spawn('/usr/bin/python3', args, { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let stdout = '';
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const firstLine = new Promise<void>((resolve) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('\n')) resolve();
+    });
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    await Promise.race([firstLine, exited]);
+    await between();
+    child.stdin?.write('go\n');
+    await exited;
+  } finally {
+    clearTimeout(timer);
+    child.kill('SIGKILL');
+  }
+  return { stdout, stderr, lastLine: stdout.trim().split('\n').at(-1) ?? '' };
+}
+
 // ---------------------------------------------------------------------------------------------
 // FUSE availability
 

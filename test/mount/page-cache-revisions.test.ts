@@ -2,7 +2,6 @@
 // page cache per file, so the daemon gives such handles direct_io (src/fs/page-cache-guard.ts).
 // These tests cover what happens after that overlap: later opens, and the next revision.
 
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   fuseAvailable,
   run,
+  runPausedPython,
   spawnDaemon,
   spawnEmulator,
   type DaemonProcess,
@@ -126,29 +126,11 @@ describe.skipIf(!fuse.ok)('page cache across revisions', () => {
     daemon = await spawnDaemon({ mountpoint, config: configFile, extraArgs: ['--dir-cache-time', '1'] });
 
     // Overlap: A keeps the original open while B reads the replacement.
-    const child = spawn('/usr/bin/python3', ['-c', OVERLAP_SCRIPT, path.join(mountpoint, name)]);
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-    const ready = new Promise<void>((resolve) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (stdout.includes('\n')) resolve();
-      });
-    });
-    const timer = setTimeout(() => child.kill(), 20_000);
-    try {
-      await ready;
-      await replaceRemotely(second);
-      child.stdin.write('go\n');
-      await exited;
-    } finally {
-      clearTimeout(timer);
-      child.kill();
-    }
-    if (stderr !== '') throw new Error(`overlap script failed: ${stderr}`);
-    const [oldHash, newHash] = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as [string, string];
+    const overlap = await runPausedPython(['-c', OVERLAP_SCRIPT, path.join(mountpoint, name)], () =>
+      replaceRemotely(second),
+    );
+    if (overlap.stderr !== '') throw new Error(`overlap script failed: ${overlap.stderr}`);
+    const [oldHash, newHash] = JSON.parse(overlap.lastLine) as [string, string];
     if (oldHash !== sha256(original) || newHash !== sha256(second)) {
       throw new Error('the overlapping handles read the wrong revisions');
     }

@@ -3,7 +3,6 @@
 // describe block contains the cases that failed before their fixes. The other two contain attacks
 // that found nothing and stay as regression tests.
 
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   fuseAvailable,
   run,
+  runPausedPython,
   spawnDaemon,
   spawnEmulator,
   type DaemonProcess,
@@ -139,32 +139,11 @@ async function stopMount(mount: Mount | undefined): Promise<void> {
   await rm(mount.workDir, { recursive: true, force: true });
 }
 
-// Runs a Python script that prints "ready", calls `between` once it has, then writes a line to
-// its stdin and returns the last line it prints.
+// Runs a paused Python script (see runPausedPython) and returns the last line it prints.
 async function runWithPause(args: string[], between: () => Promise<void>): Promise<string> {
-  const child = spawn('/usr/bin/python3', args);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  const ready = new Promise<void>((resolve) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes('\n')) resolve();
-    });
-  });
-  const timer = setTimeout(() => child.kill(), 20_000);
-  try {
-    await Promise.race([ready, exited]);
-    await between();
-    child.stdin.write('go\n');
-    await exited;
-  } finally {
-    clearTimeout(timer);
-    child.kill();
-  }
-  if (stderr !== '') throw new Error(`script failed: ${stderr}`);
-  return stdout.trim().split('\n').at(-1) ?? '';
+  const result = await runPausedPython(args, between);
+  if (result.stderr !== '') throw new Error(`script failed: ${result.stderr}`);
+  return result.lastLine;
 }
 
 async function downloads(emulator: EmulatorProcess): Promise<number> {

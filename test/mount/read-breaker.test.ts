@@ -2,7 +2,6 @@
 // defect found, each of which failed before its fix. The last block contains attacks that found
 // nothing and pass, kept as regression tests.
 
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -12,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   fuseAvailable,
   run,
+  runPausedPython,
   spawnDaemon,
   spawnEmulator,
   type DaemonProcess,
@@ -459,31 +459,12 @@ except OSError as e:
   // line after its first read and then wait for a line on stdin, and the file is replaced
   // remotely in between.
   async function holdOpenAcrossReplace(script: string, name: string, replacement: Buffer): Promise<string> {
-    const child = spawn('/usr/bin/python3', ['-c', script, path.join(mountpoint, name)]);
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-    const firstLine = new Promise<void>((resolve) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (stdout.includes('\n')) resolve();
-      });
-    });
-    const timer = setTimeout(() => child.kill(), 20_000);
-    try {
-      await firstLine;
+    const result = await runPausedPython(['-c', script, path.join(mountpoint, name)], async () => {
       await replaceRemotely(name, replacement);
       await waitForSize(name, replacement.length);
-      child.stdin.write('go\n');
-      await exited;
-    } finally {
-      clearTimeout(timer);
-      child.kill();
-    }
-    expect(stderr).toBe('');
-    const lines = stdout.trim().split('\n');
-    return lines[lines.length - 1] ?? '';
+    });
+    expect(result.stderr).toBe('');
+    return result.lastLine;
   }
 
   describe('attacks that found nothing', () => {
@@ -566,28 +547,12 @@ try:
 except OSError as e:
     print("errno", e.errno)
 `;
-        const child = spawn('/usr/bin/python3', ['-c', script, path.join(mountpoint, name)]);
-      let stdout = '';
-      const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-      const ready = new Promise<void>((resolve) => {
-        child.stdout.on('data', (chunk: Buffer) => {
-          stdout += chunk.toString();
-          if (stdout.includes('ready')) resolve();
-        });
-      });
-      const timer = setTimeout(() => child.kill(), 20_000);
-      try {
-        await ready;
+        const result = await runPausedPython(['-c', script, path.join(mountpoint, name)], async () => {
         // Removed from the data folder by hand, so the emulator keeps no earlier revision.
         await rm(path.join(source, name));
         await new Promise((resolve) => setTimeout(resolve, 2500));
-        child.stdin.write('go\n');
-        await exited;
-      } finally {
-        clearTimeout(timer);
-        child.kill();
-      }
-      expect(stdout.trim().split('\n').at(-1)).toBe(`errno ${os.constants.errno.ESTALE}`);
+      });
+      expect(result.lastLine).toBe(`errno ${os.constants.errno.ESTALE}`);
     });
   });
 });
