@@ -73,8 +73,8 @@ async function httpDownload(url, token, path, cpuOf = {}) {
  * Empties the page cache, so that reads through a mount reach the filesystem, then reads the
  * emulator's own copies at `dataPaths` (files or folders) back into it. The emulator replaces
  * Dropbox's servers, whose disks are not part of what is measured. curl's downloads find the file
- * in the page cache, and without this step the mount's reads made the emulator read from disk
- * (a cold curl ran at 430 to 1570 MiB/s against 2590 to 2970 warm, in one check by hand).
+ * in the page cache. Without this step the mount's reads made the emulator read from disk. In one
+ * check by hand, a cold curl ran at 430 to 1570 MiB/s against 2590 to 2970 warm.
  */
 async function dropCachesKeepingData(dataPaths) {
   await dropCaches();

@@ -40,9 +40,9 @@ export const longpollRoute: RpcRoute = {
         clearTimeout(timer);
         resolve(changes);
       };
-      // A move of a folder above the cursor's folder journals paths outside its scope, but it
-      // leaves the folder gone, which a new call answers with changes at once, so a waiting
-      // call returns too.
+      // A move of a folder above the cursor's folder journals paths outside its scope. It
+      // leaves the folder gone, for which a new call returns changes at once, so a waiting call
+      // returns too.
       const unsubscribe = account.journal.subscribe((entry) => {
         if (isInScope(entry.pathLower, scope) || scopeOf(context, cursor).gone) {
           finish(true);

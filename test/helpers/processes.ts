@@ -532,7 +532,7 @@ export interface PausedScriptResult {
 
 /**
  * Runs a Python script that prints one line and then waits for a line on stdin, so a test can
- * change something while the script holds files open. Calls `between` after the first line (or
+ * change something while the script keeps files open. Calls `between` after the first line (or
  * once the script has exited early), then writes a line to the script's stdin and waits for it to
  * exit. The script gets SIGKILL after `timeoutMs`.
  */

@@ -63,7 +63,7 @@ print(json.dumps(result))
 
 // Forks 4 readers that share one descriptor, and so one file offset, and read it with plain
 // read(2) until EOF. The file contains its own offsets as 8-byte big-endian numbers, so each
-// chunk tells where it came from. Prints the chunks that were not consecutive numbers, the
+// chunk shows where it came from. Prints the chunks that were not consecutive numbers, the
 // gaps between the chunks of all readers sorted by offset, and the end reached.
 const FORKED_READERS_SCRIPT = `
 import os, struct, sys

@@ -17,6 +17,7 @@ import {
   type DaemonProcess,
   type EmulatorProcess,
 } from '../helpers/processes.js';
+import { OVERLAP_SCRIPT } from '../helpers/read-scripts.js';
 import { SeededRandom } from '../helpers/tree.js';
 
 const fuse = await fuseAvailable();
@@ -26,32 +27,6 @@ const KIB = 1024;
 const MIB = 1024 * KIB;
 // Data folders and mountpoints of these tests go under /var/tmp.
 const WORK_ROOT = '/var/tmp';
-
-// Opens argv[1] as handle A, reads its first MiB, prints a line and waits for one on stdin (the
-// file changes remotely in between). Then handle B reads the whole file, A reads the rest, and
-// the script prints the SHA-256 of what each handle read.
-const OVERLAP_SCRIPT = `
-import hashlib, json, os, sys
-path = sys.argv[1]
-a = os.open(path, os.O_RDONLY)
-head = os.pread(a, 1 << 20, 0)
-print("ready", flush=True)
-sys.stdin.readline()
-b = os.open(path, os.O_RDONLY)
-whole = bytearray()
-while True:
-    chunk = os.pread(b, 65536, len(whole))
-    if not chunk: break
-    whole += chunk
-rest = bytearray()
-while True:
-    chunk = os.pread(a, 65536, len(head) + len(rest))
-    if not chunk: break
-    rest += chunk
-os.close(a)
-os.close(b)
-print(json.dumps([hashlib.sha256(head + rest).hexdigest(), hashlib.sha256(whole).hexdigest()]))
-`;
 
 // Opens argv[1], prints a line and waits for one on stdin (the file goes away remotely in
 // between), then runs the shell command argv[2] with the handle still open and prints its exit
@@ -154,7 +129,7 @@ describe.skipIf(!fuse.ok)('read-breaker-3 defects', () => {
   let mount: Mount;
   const replaced = seededBytes(2 * MIB, 31);
   const replacement = seededBytes(2 * MIB, 32);
-  const gone = seededBytes(64 * KIB, 33);
+  const deletedContent = seededBytes(64 * KIB, 33);
 
   // Waits until the name is gone from its folder's listing through the mount.
   async function waitUntilUnlisted(name: string): Promise<void> {
@@ -168,7 +143,7 @@ describe.skipIf(!fuse.ok)('read-breaker-3 defects', () => {
   }
 
   beforeAll(async () => {
-    mount = await startMount('dropbox-mount-rb3-defects-', { 'replaced.bin': replaced, 'gone.txt': gone }, [
+    mount = await startMount('dropbox-mount-rb3-defects-', { 'replaced.bin': replaced, 'gone.txt': deletedContent }, [
       '--dir-cache-time',
       '1',
     ]);

@@ -437,11 +437,11 @@ print(json.dumps([len(head) + len(rest), hashlib.sha256(head + rest).hexdigest()
       const script = `
 import os, sys
 mount, offset = sys.argv[1], int(sys.argv[2])
-held = []
+open_descriptors = []
 for _ in range(12):
     fd = os.open(os.path.join(mount, "eight.bin"), os.O_RDONLY | os.O_DIRECT)
     os.pread(fd, 4096, 0)
-    held.append(fd)
+    open_descriptors.append(fd)
 fd = os.open(os.path.join(mount, "pressure.bin"), os.O_RDONLY | os.O_DIRECT)
 try:
     print(os.pread(fd, 4096, offset).hex())
